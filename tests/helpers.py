@@ -1,0 +1,46 @@
+"""Helpers shared by the tests (imported as ``helpers``; pytest puts tests/ on sys.path)."""
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("WATSON_JAX_SHARED", REPO.parent / "shared"))
+GOLDEN = SHARED / "golden"
+ORIGINAL_WEIGHTS = SHARED / "original_weights"
+
+
+def load_golden(name: str) -> dict:
+    """One golden file as a dict of arrays."""
+    with np.load(GOLDEN / f"{name}.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def nhwc(a: np.ndarray) -> np.ndarray:
+    """NCHW (the golden files' layout) → NHWC."""
+    return np.ascontiguousarray(np.transpose(a, (0, 2, 3, 1)))
+
+
+def nchw(a) -> np.ndarray:
+    """NHWC → NCHW, to compare with the golden arrays."""
+    return np.transpose(np.asarray(a), (0, 3, 1, 2))
+
+
+@jax.jit
+def value_and_grad(loss, x, y):
+    """Loss value and its gradient w.r.t. the input x; the loss travels as a pytree (one compile per
+    configuration and shape, shared by every test)."""
+    return jax.value_and_grad(lambda x_: loss(x_, y))(x)
+
+
+@jax.jit
+def forward(loss, x, y):
+    return loss(x, y)
+
+
+def rel_l2(a, b) -> float:
+    """‖a − b‖ / ‖b‖."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))

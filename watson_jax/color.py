@@ -1,0 +1,29 @@
+"""Colour steps shared by the losses: RGB → grey and RGB → YCbCr, on NHWC arrays."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+#: Grey = 0.3 R + 0.59 G + 0.11 B (the reference's greyscale conversion).
+GREY_WEIGHTS = (0.3, 0.59, 0.11)
+
+#: YCbCr = M · RGB + offset, per pixel (JPEG/BT.601 full range, SPEC §6).
+YCBCR_MATRIX = np.array(
+    [[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]], dtype=np.float32)
+YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)
+
+
+def rgb_to_grey(x: jnp.ndarray) -> jnp.ndarray:
+    """(N, H, W, 3) RGB → (N, H, W, 1) grey, evaluated as (0.3 R + 0.59 G) + 0.11 B like the reference."""
+    r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
+    wr, wg, wb = GREY_WEIGHTS
+    return (r * wr + g * wg) + b * wb
+
+
+def rgb_to_ycbcr(x: jnp.ndarray) -> jnp.ndarray:
+    """(..., 3) RGB → (..., 3) YCbCr with the float32 constants of the reference, computed in x's dtype."""
+    m = jnp.asarray(YCBCR_MATRIX, x.dtype)
+    offset = jnp.asarray(YCBCR_OFFSET, x.dtype)
+    # Three explicit products rather than a matmul: exact float32 on every backend (no TF32/bf16 passes).
+    return x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2] + offset

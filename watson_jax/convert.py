@@ -1,0 +1,280 @@
+"""Conversion between the original PyTorch weight files and watson_jax weight files.
+
+The original files (``*_trial0.pth``: legacy torch pickles holding plain dicts of tensors, SPEC §9) are
+read with ``torch.load(weights_only=True)`` after their sha256 is checked against the pinned table of the
+known upstream files; they are written as ``.npz`` parameter pytrees (see :mod:`watson_jax.weights`).
+``--to-torch`` writes our files back in the reference's key layout and tensor shapes, constants included,
+so they load strictly into the reference code. torch is imported only when a ``.pth`` is read or written.
+
+Each supported file has one :class:`WeightFormat` entry — a key mapping both ways — so the Adaptive and
+Deeploss heads and the torchvision backbones are added as more entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import sys
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import blocks, registry, weights
+from .color import YCBCR_MATRIX, YCBCR_OFFSET
+from .errors import WeightsError
+from .losses import watson
+
+#: sha256 of the upstream weight files: 'current' = the repository at its last commit (3729dd1, retrained
+#: Dec 2020 on [0, 1] data); 'neurips' = the files as published with the paper (Nov 2020 tag).
+KNOWN_SHA256 = {
+    "current": {
+        "gray_adaptive_trial0.pth": "db9673847841ebdfa130f9d861e6e8a27426cc4f88e5f8b702639eda7a089667",
+        "gray_pnet_lin_squeeze_trial0.pth": "09edfe8565911f6c275646e1a5a5a04a17997e8175bb79bbc10c6ca3e87e602a",
+        "gray_pnet_lin_vgg_trial0.pth": "bbf8ea727bac61aaaefba7fae63a10547c03d4cd5b81a7ba05d8003a1ca96788",
+        "gray_watson_dct_trial0.pth": "6401e9d3a430ac5dac691f93f1b9b61562ce13457a26b4dcb87eea39c5ea7ff4",
+        "gray_watson_fft_trial0.pth": "74fda350525e4660671bc957944d6e9773b3989effc5aa9d2b73eccd5943584e",
+        "rgb_adaptive_trial0.pth": "3b2d5d28b8468f5e1d119f1fa709199b6c645dc7f58538d939ebc27287fb95d4",
+        "rgb_pnet_lin_squeeze_trial0.pth": "7f4c84e909231e6eb253f55f8484e5895c2044178fe3316912ef4ebd50dc7b14",
+        "rgb_pnet_lin_vgg_trial0.pth": "df4bad76bf9d8bca8466f4e34adc12289dbce25c6e040cba3a5152c24cdf3682",
+        "rgb_watson_dct_trial0.pth": "bde40e0bc1912060da45b4487df660450ba91fa44c031f22a144c661d99488ef",
+        "rgb_watson_fft_trial0.pth": "98386c0e0841fc346ab4c7d296788ed0af81f2ca8866a885be4405d03321a717",
+    },
+    "neurips": {
+        "gray_adaptive_trial0.pth": "656c1034e3e5d7901f3f68ec1213d65b0734ebc5beb6d29906dcf4c8f189f6d4",
+        "gray_pnet_lin_squeeze_trial0.pth": "2f718da9e581f45ee60fda2edca52b532d963480e6280efc61b8b40df422ca4a",
+        "gray_pnet_lin_vgg_trial0.pth": "4aca0ec1c134ceab7485ced19409ac372778d7f58bde518ab7775fe37e14d519",
+        "gray_watson_dct_trial0.pth": "9f21ca312e23e3483462f6658f0e7e8f0ea3c0a685f5e98c7c2ad8ac5c1f4acf",
+        "gray_watson_fft_trial0.pth": "ef415e97bd2654035e6481387fd79d6f232c646861d3a001490dcfd5a45d34dd",
+        "rgb_adaptive_trial0.pth": "a826a3367732df26d7fda8d763d7a93575205947dcaabfd035e48ad675387848",
+        "rgb_pnet_lin_squeeze_trial0.pth": "2051619f3331a45f21913a3bebd8cb20238a946b7cef53effc9e8407e2f91f8c",
+        "rgb_pnet_lin_vgg_trial0.pth": "3debe45dcd1813186348c80c48b77c63aae5d480aad66b3349ae55eed68d6a14",
+        "rgb_watson_dct_trial0.pth": "3bf6f274ee0a4d3b7d0afcc18bd0357589650b223e481c1fd68e56dec1bd7bf6",
+        "rgb_watson_fft_trial0.pth": "ab5e833a26d7797a2ecca4a44be9ff3c1cd09d16665df5b732e82dd56157b76b",
+    },
+}
+VERSIONS = tuple(KNOWN_SHA256)
+
+@dataclasses.dataclass(frozen=True)
+class WeightFormat:
+    """One reference weight file and the key mapping between it and our parameter pytree."""
+
+    reference_name: str                               # e.g. 'rgb_watson_fft_trial0.pth'
+    metric: str                                       # canonical loss name
+    colorspace: str                                   # 'rgb' | 'grey'
+    to_ours: Callable[[dict], dict]                   # reference state dict (numpy) → our params
+    to_reference: Callable[[dict], "OrderedDict"]     # our params → reference state dict (numpy)
+
+    @property
+    def our_name(self) -> str:
+        return weights.weights_filename(registry.lookup(self.metric).weights_stem, self.colorspace)
+
+    def template(self) -> dict:
+        return registry.lookup(self.metric).init_params(self.colorspace)
+
+
+# -- Watson-DCT / Watson-DFT ------------------------------------------------------------------------
+
+def _watson_channel_to_reference(p: dict, transform: str) -> "OrderedDict[str, np.ndarray]":
+    names = list(watson.init_channel_params(transform))
+    out = OrderedDict(blocksize=np.asarray(blocks.BLOCK, np.int64))
+    out.update((k, np.asarray(p[k], np.float32)) for k in names)
+    if transform == "dct":
+        out["dct.A"] = blocks.dct_matrix()
+    return out
+
+
+def _expect_constant(sd: dict, key: str, expected: np.ndarray, source: str) -> None:
+    if key not in sd:
+        raise WeightsError(f"{source}: missing key '{key}'.")
+    if np.shape(sd[key]) != np.shape(expected) or not np.array_equal(sd[key], expected):
+        raise WeightsError(f"{source}: '{key}' differs from the constant the loss uses; this is not a "
+                           "Watson weight file of the reference implementation.")
+
+
+def _watson_channel_to_ours(sd: dict, prefix: str, transform: str, source: str) -> dict:
+    names = list(watson.init_channel_params(transform))
+    missing = [prefix + k for k in names if prefix + k not in sd]
+    if missing:
+        raise WeightsError(f"{source}: missing keys {missing}.")
+    _expect_constant(sd, prefix + "blocksize", np.asarray(blocks.BLOCK, np.int64), source)
+    if transform == "dct":
+        _expect_constant(sd, prefix + "dct.A", blocks.dct_matrix(), source)
+    return {k: np.asarray(sd[prefix + k], np.float32) for k in names}
+
+
+def _watson_format(transform: str, colorspace: str) -> WeightFormat:
+    file_transform = {"dct": "dct", "dft": "fft"}[transform]
+    name = f"{'rgb' if colorspace == 'rgb' else 'gray'}_watson_{file_transform}_trial0.pth"
+    metric = {"dct": "Watson-DCT", "dft": "Watson-DFT"}[transform]
+
+    def to_ours(sd: dict) -> dict:
+        if colorspace == "grey":
+            return _watson_channel_to_ours(sd, "", transform, name)
+        _expect_constant(sd, "to_YCbCr.transform", YCBCR_MATRIX.T, name)
+        _expect_constant(sd, "to_YCbCr.bias", YCBCR_OFFSET, name)
+        if "w_tild" not in sd:
+            raise WeightsError(f"{name}: missing key 'w_tild'.")
+        params = {"w_tild": np.asarray(sd["w_tild"], np.float32)}
+        params.update({c: _watson_channel_to_ours(sd, c + ".", transform, name) for c in watson.YCBCR_CHANNELS})
+        return params
+
+    def to_reference(params: dict) -> "OrderedDict[str, np.ndarray]":
+        if colorspace == "grey":
+            return _watson_channel_to_reference(params, transform)
+        out = OrderedDict(w_tild=np.asarray(params["w_tild"], np.float32))
+        out["to_YCbCr.transform"] = YCBCR_MATRIX.T.copy()
+        out["to_YCbCr.bias"] = YCBCR_OFFSET.copy()
+        for c in watson.YCBCR_CHANNELS:
+            out.update((f"{c}.{k}", v) for k, v in _watson_channel_to_reference(params[c], transform).items())
+        return out
+
+    return WeightFormat(name, metric, colorspace, to_ours, to_reference)
+
+
+FORMATS: tuple[WeightFormat, ...] = tuple(
+    _watson_format(t, cs) for t in watson.TRANSFORMS for cs in ("rgb", "grey"))
+_BY_REFERENCE_NAME = {f.reference_name: f for f in FORMATS}
+_BY_OUR_NAME = {f.our_name: f for f in FORMATS}
+
+
+# -- reading and writing ----------------------------------------------------------------------------
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as err:
+        raise WeightsError("reading or writing .pth files needs PyTorch: pip install torch==2.13.0 "
+                           "(or the project's 'torch' extra)") from err
+    return torch
+
+
+def verify(path: Path, version: str, allow_unverified: bool) -> str:
+    """Check ``path`` against the pinned sha256 of ``version``; returns the digest.
+
+    Raises WeightsError for an unknown or modified file unless ``allow_unverified``.
+    """
+    digest = sha256(path)
+    if KNOWN_SHA256[version].get(path.name) == digest or allow_unverified:
+        return digest
+    other = [v for v in VERSIONS if KNOWN_SHA256[v].get(path.name) == digest]
+    if other:
+        raise WeightsError(f"{path} is the '{other[0]}' version of this file, not '{version}'; pass "
+                           f"--version {other[0]} to convert it.")
+    raise WeightsError(f"{path} does not match any known upstream file (sha256 {digest}): it is corrupt, "
+                       "modified or unknown. Re-download it, or pass --allow-unverified to convert it anyway.")
+
+
+def read_reference(path: Path) -> dict[str, np.ndarray]:
+    """A reference ``.pth`` as {key: numpy array}, loaded without executing pickled code."""
+    torch = _torch()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises various types for corrupt or unsafe files
+        raise WeightsError(f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err}).") from err
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict.")
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def write_reference(path: Path, state: "OrderedDict[str, np.ndarray]") -> None:
+    torch = _torch()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()), path)
+
+
+def convert_reference_file(path: Path, dest: Path, *, version: str = "current",
+                           allow_unverified: bool = False) -> Path:
+    """Convert one original ``.pth`` into ``dest`` and return the written path."""
+    path = Path(path)
+    fmt = _BY_REFERENCE_NAME.get(path.name)
+    if fmt is None:
+        raise WeightsError(f"{path.name} is not a weight file this converter knows; it converts "
+                           f"{', '.join(sorted(_BY_REFERENCE_NAME))}.")
+    digest = verify(path, version, allow_unverified)
+    params = weights.check_params(fmt.to_ours(read_reference(path)), fmt.template(), str(path))
+    verified = KNOWN_SHA256[version].get(path.name) == digest
+    return weights.save_params(Path(dest) / fmt.our_name, params, source=path.name, sha256=digest,
+                               version=version if verified else "unverified")
+
+
+def export_reference_file(path: Path, dest: Path) -> Path:
+    """Write one of our weight files in the reference's layout (``*_trial0.pth``) into ``dest``."""
+    path = Path(path)
+    fmt = _BY_OUR_NAME.get(path.name)
+    if fmt is None:
+        raise WeightsError(f"{path.name} is not a watson_jax weight file name; expected one of "
+                           f"{', '.join(sorted(_BY_OUR_NAME))}.")
+    params, _ = weights.read_params(path)
+    params = weights.check_params(params, fmt.template(), str(path))
+    out = Path(dest) / fmt.reference_name
+    write_reference(out, fmt.to_reference(params))
+    return out
+
+
+# -- command line -----------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="convert_weights.py",
+        description="Convert the original Czolbe et al. weight files (.pth) to watson_jax weights (.npz), or "
+                    "back with --to-torch.")
+    p.add_argument("--source", type=Path, default=None,
+                   help="folder with the original *_trial0.pth files (e.g. the original repository's "
+                        "src/loss/weights); with --to-torch, the folder of watson_jax weights "
+                        f"(default: ${weights.ENV_VAR} or ~/.cache/watson_jax)")
+    p.add_argument("--dest", type=Path, default=None,
+                   help=f"output folder (default: ${weights.ENV_VAR} or ~/.cache/watson_jax; required with "
+                        "--to-torch)")
+    p.add_argument("--version", choices=VERSIONS, default="current",
+                   help="which upstream release the files must match: 'current' (last commit, default) or "
+                        "'neurips' (as published with the paper)")
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="convert files whose sha256 matches no known upstream file")
+    p.add_argument("--to-torch", action="store_true",
+                   help="export watson_jax weights to the reference's .pth layout")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.to_torch:
+        if args.dest is None:
+            parser.error("--to-torch needs --dest, the folder to write the .pth files to")
+        source, dest = weights.weights_dir(args.source), args.dest
+        candidates = sorted(p for p in source.glob("*.npz") if p.name in _BY_OUR_NAME)
+        convert = export_reference_file
+    else:
+        if args.source is None:
+            parser.error("--source is required: the folder with the original *_trial0.pth files")
+        source, dest = args.source, weights.weights_dir(args.dest)
+        candidates = sorted(source.glob("*.pth"))
+        convert = lambda p, d: convert_reference_file(  # noqa: E731
+            p, d, version=args.version, allow_unverified=args.allow_unverified)
+    if not source.is_dir():
+        parser.error(f"--source {source} is not a folder")
+
+    written, failed = 0, 0
+    for path in candidates:
+        if not args.to_torch and path.name not in _BY_REFERENCE_NAME:
+            print(f"skipped {path.name}: not supported by this version of the converter")
+            continue
+        try:
+            out = convert(path, dest)
+        except WeightsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"wrote {out}  (from {path.name})")
+            written += 1
+    if written == 0 and failed == 0:
+        print(f"error: no convertible files in {source}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0

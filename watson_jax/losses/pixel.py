@@ -1,0 +1,24 @@
+"""Pixel losses (SPEC §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..mathops import abs_
+
+
+def init_params() -> dict:
+    """Pixel losses have no parameters."""
+    return {}
+
+
+def l1_distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Σ_{h,w,c} |x − y| per image, NHWC → (N,). The derivative of |·| at 0 is 0."""
+    del params
+    return jnp.sum(abs_(x - y), axis=(1, 2, 3))
+
+
+def l2_distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Σ_{h,w,c} (x − y)² per image, NHWC → (N,)."""
+    del params
+    return jnp.sum(jnp.square(x - y), axis=(1, 2, 3))

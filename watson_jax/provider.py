@@ -1,0 +1,161 @@
+"""The public entry point: ``LossProvider().get_loss_function(...)`` → a :class:`Loss`.
+
+A :class:`Loss` is a JAX pytree whose only leaves are its parameters; its options (name, colour space,
+reduction, ...) are static. It can therefore be passed into ``jax.jit``, ``jax.vmap``, ``jax.grad`` and
+sharded like any container of arrays, and tuned with optax through its pure :meth:`Loss.apply`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import blocks, registry, weights
+from .color import rgb_to_grey
+from .errors import OptionError
+from .validation import check_images, compute_dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The static options of a loss (hashable; part of the pytree structure, never traced)."""
+
+    name: str
+    colorspace: str          # 'rgb' | 'grey'
+    reduction: str           # 'none' | 'sum' | 'mean'
+    deterministic: bool
+    luminance: str           # 'image' | 'batch'
+
+    @property
+    def metric(self) -> registry.Metric:
+        return registry.lookup(self.name)
+
+
+@jax.tree_util.register_pytree_node_class
+class Loss:
+    """A perceptual or pixel loss with its parameters: ``loss(x, y, key=None)``.
+
+    ``x`` is the input and ``y`` the target (for Watson, the masking reference): NHWC float arrays with values
+    in [0, 1], 3 channels for 'RGB', 1 or 3 (converted to grey) for greyscale. Returns one distance per image
+    (N,) for reduction 'none', else their sum or mean.
+    """
+
+    def __init__(self, params: Any, config: LossConfig):
+        self.params = params
+        self.config = config
+
+    # -- pytree protocol: the parameters are the children, the options the static structure.
+    def tree_flatten(self):
+        return (self.params,), self.config
+
+    @classmethod
+    def tree_unflatten(cls, config, children):
+        return cls(children[0], config)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Loss({c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
+                f"deterministic={c.deterministic}, luminance={c.luminance!r})")
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def replace(self, params) -> "Loss":
+        """The same loss with other parameters (e.g. after an optax update)."""
+        return Loss(params, self.config)
+
+    def needs_key(self, *, tuning: bool = False, shift=None) -> bool:
+        """Whether a call with these options draws random numbers and so needs ``key``."""
+        metric = self.config.metric
+        random_shift = metric.random_shift and not self.config.deterministic and shift is None
+        return random_shift or (tuning and metric.tuning_dropout)
+
+    def __call__(self, x, y, key=None, *, shift=None, tuning: bool = False) -> jnp.ndarray:
+        return self.apply(self.params, x, y, key, shift=shift, tuning=tuning)
+
+    def apply(self, params, x, y, key=None, *, shift=None, tuning: bool = False) -> jnp.ndarray:
+        """The loss with explicit parameters: a pure function of (params, x, y, key), for tuning.
+
+        Args:
+          params: a pytree with the structure of ``self.params``.
+          x, y: input and target, NHWC, values in [0, 1].
+          key: a ``jax.random`` key; required when the call is random (Watson with deterministic=False,
+            or tuning mode of Watson-DFT), ignored otherwise.
+          shift: an explicit shift offset (sx, sy) in {0..7}² for the Watson losses, used instead of a
+            random one ((4, 4) is no shift); may be traced.
+          tuning: the reference's training mode (Watson-DFT: phase of the four real bins active and
+            dropout(0.5) on the per-coefficient terms). Off for evaluation and for training generators.
+        """
+        c = self.config
+        metric = c.metric
+        channels = (3,) if c.colorspace == "rgb" else (1, 3)
+        x, y = check_images(x, y, channels=channels, loss_name=metric.name, blocks=metric.blocks)
+        if self.needs_key(tuning=tuning, shift=shift) and key is None:
+            why = "tuning mode draws a dropout mask" if tuning and metric.tuning_dropout else (
+                "deterministic=False applies a random 8-pixel shift")
+            raise OptionError(
+                f"{metric.name}: {why}, so the call needs a PRNG key: loss(x, y, key=jax.random.key(0)). "
+                "Build the loss with deterministic=True for a call without randomness.")
+
+        dtype = compute_dtype(x, y)
+        x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+        params = jax.tree.map(lambda p: jnp.asarray(p, dtype), params)
+        if c.colorspace == "grey" and x.shape[-1] == 3:
+            x, y = rgb_to_grey(x), rgb_to_grey(y)
+
+        shift_key = dropout_key = None
+        if key is not None:
+            shift_key, dropout_key = jax.random.split(key)
+        if metric.random_shift and (shift is not None or not c.deterministic):
+            offset = blocks.random_offset(shift_key) if shift is None else shift
+            x, y = blocks.shift(x, offset), blocks.shift(y, offset)
+
+        per_image = metric.distance(params, x, y, luminance=c.luminance, tuning=tuning, key=dropout_key)
+        if c.reduction == "none":
+            return per_image
+        return jnp.sum(per_image) if c.reduction == "sum" else jnp.mean(per_image)
+
+
+class LossProvider:
+    """Builds losses by name, like the reference's ``LossProvider``."""
+
+    @staticmethod
+    def available() -> list[str]:
+        """The canonical names of the losses available in this version."""
+        return registry.available_names()
+
+    def get_loss_function(self, name: str, colorspace: str = "RGB", reduction: str = "sum",
+                          deterministic: bool = False, pretrained: bool = True,
+                          image_size: Optional[tuple[int, ...]] = None, *, luminance: str = "image",
+                          weights_dir=None) -> Loss:
+        """Build a loss.
+
+        Args:
+          name: 'L1', 'L2', 'SSIM', 'Watson-DCT' ('Watson'), 'Watson-DFT' ('Watson-FFT'); case-insensitive.
+          colorspace: 'RGB', or greyscale: 'LA', 'L', 'grey', 'gray', 'greyscale' (case-insensitive).
+          reduction: 'none' → one distance per image (N,); 'sum' → their sum; 'mean' → their mean.
+          deterministic: False (default) applies the Watson losses' random 8-pixel shift and needs a key.
+          pretrained: load the converted 2AFC-tuned weights (Watson losses), else the initial parameters.
+          image_size: (C, H, W) for losses whose parameters depend on the image size (Adaptive); unused by
+            the losses available now.
+          luminance: 'image' (each image's own mean luminance; no coupling between the images of a batch)
+            or 'batch' (the reference's batch-wide mean).
+          weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
+        """
+        del image_size  # only the Adaptive loss (a later issue) depends on it
+        metric = registry.lookup(name)
+        colorspace = registry.canonical_colorspace(colorspace)
+        config = LossConfig(
+            name=metric.name, colorspace=colorspace,
+            reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
+            deterministic=bool(deterministic),
+            luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"))
+        params = metric.init_params(colorspace)
+        if pretrained and metric.weights_stem is not None:
+            params = weights.load_pretrained(metric.weights_stem, colorspace, params, weights_dir)
+        return Loss(jax.tree.map(jnp.asarray, params), config)

@@ -1,0 +1,94 @@
+"""Checks on the static facts of image arguments, done before any computation.
+
+All checks read only shapes and dtypes, so they run at trace time under ``jax.jit`` and ``jax.vmap`` and a
+bad argument fails with a message that names the problem and the fix, never deep inside XLA. Image
+*values* (the [0, 1] range) cannot be checked under tracing and are the caller's contract.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import InputError, InputTypeError
+
+BLOCK_SIZE = 8
+
+
+def compute_dtype(*arrays) -> jnp.dtype:
+    """The dtype a loss computes in: float32, or float64 when an input is float64 (x64 enabled)."""
+    return jnp.result_type(jnp.float32, *(a.dtype for a in arrays))
+
+
+def _as_array(a, arg: str):
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        try:
+            a = np.asarray(a)
+        except Exception as err:  # pragma: no cover - exotic objects
+            raise InputError(f"{arg} must be an array of images, got {type(a).__name__}") from err
+    return a
+
+
+def check_dtype(a, arg: str) -> None:
+    dtype = np.dtype(a.dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        hint = f" (e.g. {arg}.astype(jnp.float32) / 255 for 8-bit images)" if jnp.issubdtype(
+            dtype, jnp.integer) or dtype == np.bool_ else ""
+        raise InputTypeError(
+            f"{arg} has dtype {dtype}; the losses need floating-point images with values in [0, 1]"
+            f"{hint}.")
+
+
+def check_layout(a, arg: str, channels: tuple[int, ...]) -> None:
+    """Rank 4, channels last, with a channel count in ``channels``."""
+    shape = tuple(a.shape)
+    allowed = " or ".join(str(c) for c in channels)
+    if len(shape) != 4:
+        hint = ""
+        if len(shape) == 3:
+            hint = f"; for a single image of shape (H, W, C) pass {arg}[None]"
+        elif len(shape) == 2:
+            hint = f"; for a single greyscale image of shape (H, W) pass {arg}[None, :, :, None]"
+        raise InputError(
+            f"{arg} has shape {shape} (rank {len(shape)}); expected a batch of images of shape "
+            f"(N, H, W, C), channels last{hint}.")
+    if shape[-1] not in channels:
+        if shape[1] in channels:
+            raise InputError(
+                f"{arg} has shape {shape}, which looks like NCHW (channels first); watson_jax takes NHWC. "
+                f"Transpose it with jnp.transpose({arg}, (0, 2, 3, 1)).")
+        raise InputError(
+            f"{arg} has {shape[-1]} channels (shape {shape}); expected {allowed} channels last (NHWC).")
+    if min(shape[:3]) == 0:
+        raise InputError(f"{arg} has shape {shape}; it needs at least one image of at least one pixel.")
+
+
+def check_block_size(a, arg: str, loss_name: str) -> None:
+    _, h, w, _ = a.shape
+    if h % BLOCK_SIZE or w % BLOCK_SIZE:
+        raise InputError(
+            f"{loss_name} cuts images into {BLOCK_SIZE}x{BLOCK_SIZE} blocks, so H and W must be multiples "
+            f"of {BLOCK_SIZE}; {arg} has H={h}, W={w}. Crop (e.g. {arg}[:, :{h // BLOCK_SIZE * BLOCK_SIZE}, "
+            f":{w // BLOCK_SIZE * BLOCK_SIZE}]) or pad the images first.")
+
+
+def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: bool):
+    """Validate a pair of image batches and return them as arrays.
+
+    Raises:
+      InputTypeError: a non-floating dtype.
+      InputError: wrong rank, NCHW layout, wrong channel count, empty batch, mismatched shapes, or
+        (``blocks=True``) H or W not a multiple of 8.
+    """
+    x = _as_array(x, "x")
+    y = _as_array(y, "y")
+    for a, arg in ((x, "x"), (y, "y")):
+        check_dtype(a, arg)
+        check_layout(a, arg, channels)
+    if tuple(x.shape) != tuple(y.shape):
+        raise InputError(
+            f"x has shape {tuple(x.shape)} but y has shape {tuple(y.shape)}; the input and the target must "
+            "have the same shape.")
+    if blocks:
+        check_block_size(x, "x", loss_name)
+    return x, y

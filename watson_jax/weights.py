@@ -1,0 +1,126 @@
+"""Converted weight files: where they live, how they are stored, and how they are checked on load.
+
+A weight file is an ``.npz`` archive of float32 arrays (no pickles: loaded with ``allow_pickle=False``),
+one entry per parameter leaf, keyed by its path in the parameter pytree joined with '/', e.g.
+``ly/t_tild``. Entries whose names start with '__' are metadata (format version, provenance).
+The converter (``convert_weights.py``) writes them from the original ``.pth`` files.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MissingWeightsError, WeightsError
+
+ENV_VAR = "WATSON_JAX_WEIGHTS"
+FORMAT_VERSION = 1
+META_PREFIX = "__"
+_COLORSPACE_SUFFIX = {"rgb": "rgb", "grey": "gray"}
+
+
+def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The weights folder: ``explicit``, else ``$WATSON_JAX_WEIGHTS``, else ``~/.cache/watson_jax``."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    return Path.home() / ".cache" / "watson_jax"
+
+
+def weights_filename(stem: str, colorspace: str) -> str:
+    """e.g. ('watson_dft', 'grey') → 'watson_dft_gray.npz'."""
+    return f"{stem}_{_COLORSPACE_SUFFIX[colorspace]}.npz"
+
+
+def converter_command(dest: Path) -> str:
+    return (f"python convert_weights.py --source <folder with the original *_trial0.pth files, e.g. the "
+            f"original repository's src/loss/weights> --dest {dest}")
+
+
+def flatten(params: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dict → {'a/b': array}."""
+    flat = {}
+    for name, value in params.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, path + "/"))
+        else:
+            flat[path] = np.asarray(value)
+    return flat
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict:
+    """{'a/b': array} → nested dict."""
+    params: dict = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split("/")
+        node = params
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return params
+
+
+def save_params(path: str | os.PathLike, params: dict, **metadata: str) -> Path:
+    """Write a parameter pytree (float32) and string metadata to ``path`` (.npz)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
+    arrays[f"{META_PREFIX}format__"] = np.asarray(FORMAT_VERSION)
+    arrays.update({f"{META_PREFIX}{k}__": np.asarray(str(v)) for k, v in metadata.items()})
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def read_params(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """Read a weight file → (parameter pytree, metadata). Raises WeightsError if it is not a valid one."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            entries = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise WeightsError(
+            f"{path} is corrupt or not a watson_jax weight file ({type(err).__name__}: {err}). Delete it and "
+            f"convert again: {converter_command(path.parent)}") from err
+    meta = {k.strip("_"): str(v) for k, v in entries.items() if k.startswith(META_PREFIX)}
+    if meta.get("format") != str(FORMAT_VERSION):
+        raise WeightsError(f"{path} is not a watson_jax weight file of format {FORMAT_VERSION} "
+                           f"(found format {meta.get('format')!r}); convert again: {converter_command(path.parent)}")
+    flat = {k: v for k, v in entries.items() if not k.startswith(META_PREFIX)}
+    return unflatten(flat), meta
+
+
+def check_params(params: dict, template: dict, where: str) -> dict:
+    """Check that ``params`` has exactly the leaves of ``template`` with the same shapes, all finite.
+
+    Returns ``params`` with float32 leaves. ``where`` names the source in error messages.
+    """
+    got, want = flatten(params), flatten(template)
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
+    if missing or unexpected:
+        raise WeightsError(f"{where} does not match the loss: missing parameters {missing}, "
+                           f"unexpected parameters {unexpected}.")
+    for name, value in got.items():
+        if value.shape != want[name].shape:
+            raise WeightsError(f"{where}: parameter '{name}' has shape {value.shape}, expected {want[name].shape}.")
+        if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
+            raise WeightsError(f"{where}: parameter '{name}' is not a finite float array (corrupt weights).")
+    return unflatten({k: np.asarray(v, np.float32) for k, v in got.items()})
+
+
+def load_pretrained(stem: str, colorspace: str, template: dict, directory: str | os.PathLike | None = None) -> dict:
+    """The converted pretrained parameters of a loss, checked against its parameter ``template``."""
+    folder = weights_dir(directory)
+    path = folder / weights_filename(stem, colorspace)
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"pretrained weights {path} not found. Convert the original weights once with:\n  "
+            f"{converter_command(folder)}\nor pass pretrained=False for the untuned initial parameters.")
+    params, _ = read_params(path)
+    return check_params(params, template, str(path))
