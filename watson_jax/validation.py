@@ -57,8 +57,14 @@ def check_layout(a, arg: str, channels: tuple[int, ...]) -> None:
             raise InputError(
                 f"{arg} has shape {shape}, which looks like NCHW (channels first); watson_jax takes NHWC. "
                 f"Transpose it with jnp.transpose({arg}, (0, 2, 3, 1)).")
+        hint = ""
+        if shape[-1] == 4:
+            hint = f" Drop the alpha channel with {arg}[..., :3]."
+        elif shape[-1] == 1:
+            hint = " For greyscale images build the loss with colorspace='LA'."
         raise InputError(
-            f"{arg} has {shape[-1]} channels (shape {shape}); expected {allowed} channels last (NHWC).")
+            f"{arg} has {shape[-1]} channels (shape {shape}); this loss expects {allowed} channels last "
+            f"(NHWC).{hint}")
     if min(shape[:3]) == 0:
         raise InputError(f"{arg} has shape {shape}; it needs at least one image of at least one pixel.")
 

@@ -1,0 +1,58 @@
+"""Gradients are finite on every valid input, including x == y, constant, black and white images, with the
+pretrained parameters (Watson-DFT's β < 1 is the delicate case) and the initial ones; and exactly zero for
+the Watson losses at x == y."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from watson_jax import LossProvider
+
+PROVIDER = LossProvider()
+H = W = 16
+
+
+def pairs():
+    """A batch of hard pairs (x, y): x == y, constants, black, white, a constant against texture."""
+    rng = np.random.default_rng(1)
+    tex = rng.uniform(size=(H, W, 3)).astype(np.float32)
+    const = lambda v: np.full((H, W, 3), v, np.float32)  # noqa: E731
+    cases = [(tex, tex), (const(0.5), const(0.5)), (const(0.0), const(0.0)), (const(1.0), const(1.0)),
+             (const(0.0), const(1.0)), (const(1.0), const(0.0)), (const(0.3), tex), (tex, const(0.3)),
+             (const(0.0), tex)]
+    x, y = (np.stack(v) for v in zip(*cases))
+    return x, y, [0, 1, 2, 3]   # indices of the pairs with x == y
+
+
+@jax.jit
+def grads(loss, x, y):
+    return jax.grad(lambda a, b: loss(a, b, shift=(1, 6)), argnums=(0, 1))(x, y)
+
+
+CONFIGS = [(name, cs, lum, pre) for name in ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]
+           for cs in ["RGB", "LA"]
+           for lum in (["image", "batch"] if name.startswith("Watson") else ["image"])   # only Watson uses it
+           for pre in ([True, False] if name.startswith("Watson") else [False])]          # only Watson has weights
+
+
+@pytest.mark.parametrize("name,colorspace,luminance,pretrained", CONFIGS)
+def test_gradients_are_finite(name, colorspace, luminance, pretrained, converted_weights):
+    loss = PROVIDER.get_loss_function(name, colorspace, pretrained=pretrained, luminance=luminance,
+                                      weights_dir=converted_weights)
+    x, y, identical = pairs()
+    gx, gy = grads(loss, x, y)
+    assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gy))
+    assert np.isfinite(loss(x, y, shift=(1, 6)))
+    if name != "SSIM":
+        assert np.all(np.asarray(gx)[identical] == 0), "the gradient at x == y must be exactly 0"
+
+
+def test_float64_gradients_are_finite(converted_weights):
+    loss = PROVIDER.get_loss_function("Watson-DFT", weights_dir=converted_weights, deterministic=True)
+    x, y, identical = pairs()
+    with jax.enable_x64(True):
+        gx, gy = grads(loss, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64))
+        assert gx.dtype == jnp.float64
+        assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gy))
+        assert np.all(np.asarray(gx)[identical] == 0)
