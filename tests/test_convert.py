@@ -265,16 +265,20 @@ def test_garbage_file_refused_even_unverified(tmp_path, capsys):
     assert not out.exists() or not any(out.iterdir())
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="bug: convert.read_reference calls .detach() on every value; a state dict with a "
-                          "non-tensor value crashes with AttributeError instead of a WeightsError")
 def test_state_dict_with_non_tensor_values_is_a_weights_error(tmp_path):
     """A loadable .pth whose dict holds a non-tensor value (only reachable with --allow-unverified) is
     refused with a WeightsError, not an uncaught exception."""
     path = tmp_path / DFT_GRAY.reference_name
     torch.save({"blocksize": 8, "t_tild": [1.0]}, path)
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match="not tensors"):
         convert_reference_file(path, tmp_path / "out", allow_unverified=True)
+
+
+def test_other_version_with_allow_unverified_is_labelled_with_its_version(tmp_path):
+    """--allow-unverified accepts a file of the other known version and records which version it is."""
+    from watson_jax import weights as weights_io
+    out = convert_reference_file(NEURIPS / DFT_GRAY.reference_name, tmp_path, allow_unverified=True)
+    assert weights_io.read_params(out)[1]["version"] == "neurips"
 
 
 # -- 5. versions ------------------------------------------------------------------------------------

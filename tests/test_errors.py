@@ -161,3 +161,15 @@ def test_non_finite_weights(tmp_path):
     weights.save_params(tmp_path / "watson_dft_rgb.npz", params)
     with pytest.raises(WeightsError, match="not a finite"):
         PROVIDER.get_loss_function("Watson-DFT", weights_dir=tmp_path)
+
+
+@pytest.mark.parametrize("shift", [(8, 0), (-1, 2), (1, 2, 3), (0.5, 1)])
+def test_bad_shift_offset(shift):
+    x = rgb()
+    with pytest.raises(InputError, match="shift must be a pair"):
+        make()(x, x, shift=shift)
+
+
+def test_raw_uint32_keys_are_accepted():
+    x = rgb()
+    assert np.isfinite(make(deterministic=False)(x, x, key=jax.random.PRNGKey(0)))

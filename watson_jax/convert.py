@@ -155,18 +155,25 @@ def _torch():
     return torch
 
 
-def verify(path: Path, version: str, allow_unverified: bool) -> str:
-    """Check ``path`` against the pinned sha256 of ``version``; returns the digest.
+def known_version(path: Path, digest: str) -> str | None:
+    """The upstream version whose pinned sha256 for this file name is ``digest``, if any."""
+    return next((v for v in VERSIONS if KNOWN_SHA256[v].get(path.name) == digest), None)
 
-    Raises WeightsError for an unknown or modified file unless ``allow_unverified``.
+
+def verify(path: Path, version: str, allow_unverified: bool) -> tuple[str, str]:
+    """Check ``path`` against the pinned sha256 of ``version``; returns (digest, label) where label is the
+    version the file really is, or 'unverified'.
+
+    Raises WeightsError for an unknown or modified file, or one of another version, unless
+    ``allow_unverified``.
     """
     digest = sha256(path)
-    if KNOWN_SHA256[version].get(path.name) == digest or allow_unverified:
-        return digest
-    other = [v for v in VERSIONS if KNOWN_SHA256[v].get(path.name) == digest]
-    if other:
-        raise WeightsError(f"{path} is the '{other[0]}' version of this file, not '{version}'; pass "
-                           f"--version {other[0]} to convert it.")
+    found = known_version(path, digest)
+    if found == version or allow_unverified:
+        return digest, found or "unverified"
+    if found is not None:
+        raise WeightsError(f"{path} is the '{found}' version of this file, not '{version}'; pass "
+                           f"--version {found} to convert it.")
     raise WeightsError(f"{path} does not match any known upstream file (sha256 {digest}): it is corrupt, "
                        "modified or unknown. Re-download it, or pass --allow-unverified to convert it anyway.")
 
@@ -180,7 +187,14 @@ def read_reference(path: Path) -> dict[str, np.ndarray]:
         raise WeightsError(f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err}).") from err
     if not isinstance(state, dict):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict.")
-    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise WeightsError(f"{path}: entries {not_tensors} are not tensors; this is not a state dict of the "
+                           "reference implementation.")
+    try:
+        return {k: v.detach().cpu().numpy() for k, v in state.items()}
+    except (TypeError, RuntimeError) as err:  # e.g. bfloat16 tensors, which numpy cannot hold
+        raise WeightsError(f"{path}: cannot convert its tensors to numpy ({err}).") from err
 
 
 def write_reference(path: Path, state: "OrderedDict[str, np.ndarray]") -> None:
@@ -197,11 +211,10 @@ def convert_reference_file(path: Path, dest: Path, *, version: str = "current",
     if fmt is None:
         raise WeightsError(f"{path.name} is not a weight file this converter knows; it converts "
                            f"{', '.join(sorted(_BY_REFERENCE_NAME))}.")
-    digest = verify(path, version, allow_unverified)
+    digest, label = verify(path, version, allow_unverified)
     params = weights.check_params(fmt.to_ours(read_reference(path)), fmt.template(), str(path))
-    verified = KNOWN_SHA256[version].get(path.name) == digest
     return weights.save_params(Path(dest) / fmt.our_name, params, source=path.name, sha256=digest,
-                               version=version if verified else "unverified")
+                               version=label)
 
 
 def export_reference_file(path: Path, dest: Path) -> Path:

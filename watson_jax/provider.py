@@ -17,7 +17,7 @@ import numpy as np
 from . import blocks, registry, weights
 from .color import rgb_to_grey
 from .errors import OptionError
-from .validation import check_images, compute_dtype
+from .validation import check_images, check_shift, compute_dtype
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +111,8 @@ class Loss:
         shift_key = dropout_key = None
         if key is not None:
             shift_key, dropout_key = jax.random.split(key)
+        if shift is not None:
+            check_shift(shift)
         if metric.random_shift and (shift is not None or not c.deterministic):
             offset = blocks.random_offset(shift_key) if shift is None else shift
             x, y = blocks.shift(x, offset), blocks.shift(y, offset)

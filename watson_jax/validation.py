@@ -98,3 +98,16 @@ def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: boo
     if blocks:
         check_block_size(x, "x", loss_name)
     return x, y
+
+
+def check_shift(shift) -> None:
+    """An explicit shift offset must be two integers in {0..7}; traced values are checked for shape only."""
+    shape = np.shape(shift)
+    if shape != (2,):
+        raise InputError(f"shift must be a pair (sx, sy) of integers in 0..{BLOCK_SIZE - 1}, got shape {shape}.")
+    try:
+        values = np.asarray(shift)
+    except Exception:  # a tracer: its values are not known until run time
+        return
+    if not np.issubdtype(values.dtype, np.integer) or values.min() < 0 or values.max() >= BLOCK_SIZE:
+        raise InputError(f"shift must be a pair (sx, sy) of integers in 0..{BLOCK_SIZE - 1}, got {values.tolist()}.")

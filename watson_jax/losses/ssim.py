@@ -32,13 +32,27 @@ def gaussian_window() -> np.ndarray:
     """The reference's 11×11 float32 window: g[i] ∝ exp(−(i−5)²/(2σ²)) rounded to float32, divided by its
     float32 sum, outer product in float32. It sums to 1 − 6.9e-8, and SSIM is sensitive to that sum, so it
     is reproduced exactly and only widened, never renormalised, for float64."""
-    g = np.array([math.exp(-(i - WINDOW // 2) ** 2 / (2 * SIGMA ** 2)) for i in range(WINDOW)], np.float32)
-    g = g / np.float32(g.astype(np.float64).sum())
+    g = _gaussian_taps()
     return np.outer(g, g).astype(np.float32)
 
 
-def _filter(maps: jnp.ndarray) -> jnp.ndarray:
-    """Depthwise 'same' convolution of every channel of an NHWC array with the window, zero padding 5."""
+@functools.lru_cache(maxsize=None)
+def _gaussian_taps() -> np.ndarray:
+    """The float32 1-D window g (normalised by its float32 sum); the 2-D window is fl(g gᵀ)."""
+    g = np.array([math.exp(-(i - WINDOW // 2) ** 2 / (2 * SIGMA ** 2)) for i in range(WINDOW)], np.float32)
+    return g / np.float32(g.astype(np.float64).sum())
+
+
+@functools.lru_cache(maxsize=None)
+def _banded(n: int) -> np.ndarray:
+    """(n, n) matrix B with B[i, k] = g[k − i + 5]: zero-padded 'same' filtering of a length-n axis."""
+    offsets = np.arange(n)[None, :] - np.arange(n)[:, None] + WINDOW // 2
+    inside = (offsets >= 0) & (offsets < WINDOW)
+    return np.where(inside, _gaussian_taps()[np.clip(offsets, 0, WINDOW - 1)], 0).astype(np.float32)
+
+
+def _filter_2d(maps: jnp.ndarray) -> jnp.ndarray:
+    """Depthwise 'same' convolution with the 2-D float32 window, zero padding 5 (exact reference window)."""
     channels = maps.shape[-1]
     kernel = jnp.broadcast_to(jnp.asarray(gaussian_window(), maps.dtype)[:, :, None, None],
                               (WINDOW, WINDOW, 1, channels))
@@ -47,6 +61,24 @@ def _filter(maps: jnp.ndarray) -> jnp.ndarray:
         maps, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
         precision=jax.lax.Precision.HIGHEST)
+
+
+def _filter_separable(maps: jnp.ndarray) -> jnp.ndarray:
+    """The same filter as two banded matrix products (g along H, then along W)."""
+    _, h, w, _ = maps.shape
+    bh, bw = jnp.asarray(_banded(h), maps.dtype), jnp.asarray(_banded(w), maps.dtype)
+    return jnp.einsum("hk,nkwc,vw->nhvc", bh, maps, bw, precision=jax.lax.Precision.HIGHEST)
+
+
+def _filter(maps: jnp.ndarray) -> jnp.ndarray:
+    """Filter every channel of an NHWC array with the window ('same' size, zero padding 5).
+
+    The separable form is 15–100× faster than a depthwise 2-D convolution on CPU. It differs from the
+    reference's window only by the float32 rounding of the outer product fl(g_i g_j) (≤ 6e-8 relative),
+    which is float32 noise; SSIM amplifies it to ~5e-7 relative, visible in float64 only, so float64 uses
+    the 2-D window itself and reproduces the reference's numbers exactly.
+    """
+    return _filter_2d(maps) if maps.dtype == jnp.float64 else _filter_separable(maps)
 
 
 def ssim_map(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
