@@ -9,6 +9,7 @@ import pytest
 from helpers import forward, load_golden, nhwc
 from watson_jax import Loss, LossProvider, OptionError
 from watson_jax.color import rgb_to_grey
+from watson_jax.errors import InputError
 from watson_jax.losses import watson
 
 PROVIDER = LossProvider()
@@ -59,11 +60,8 @@ def test_pixel_losses_sum_over_each_image():
 def test_greyscale_takes_one_channel_or_converts_three(name, colorspace):
     x, y = images()
     loss = make(name, colorspace=colorspace, reduction="none")
-    from_rgb = forward(loss, x, y)
-    from_grey = forward(loss, rgb_to_grey(x), rgb_to_grey(y))
-    np.testing.assert_allclose(from_rgb, from_grey, rtol=1e-6)
-    np.testing.assert_allclose(rgb_to_grey(x)[..., 0], 0.3 * x[..., 0] + 0.59 * x[..., 1] + 0.11 * x[..., 2],
-                               rtol=1e-6)
+    grey = lambda a: (a[..., :1] * np.float32(0.3) + a[..., 1:2] * np.float32(0.59)) + a[..., 2:] * np.float32(0.11)  # noqa: E731
+    np.testing.assert_allclose(forward(loss, x, y), forward(loss, grey(x), grey(y)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -130,15 +128,17 @@ def test_optax_adam_step_changes_watson_dft_parameters():
 
 def test_tuning_mode_draws_dropout_and_activates_real_phase_bins():
     x, y = images()
-    loss = make("Watson-DFT", reduction="none")
+    loss = make("Watson-DFT", reduction="none", colorspace="grey")
     a = loss(x, y, key=jax.random.key(0), tuning=True)
     b = loss(x, y, key=jax.random.key(1), tuning=True)
     assert not np.allclose(a, b)
-    inference = watson.phase_weights(jnp.zeros((8, 5)), tuning=False)
-    tuning = watson.phase_weights(jnp.zeros((8, 5)), tuning=True)
-    for u, v in [(0, 0), (0, 4), (4, 0), (4, 4)]:
-        assert inference[u, v] == 0 and tuning[u, v] == 1
-    assert np.count_nonzero(inference) == 40 - 4
+    # The phase weights of the four real bins enter the loss in tuning mode only.
+    grad = lambda tuning: jax.grad(lambda p: loss.apply(p, x, y, jax.random.key(0), tuning=tuning).sum())(  # noqa: E731
+        loss.params)["w_phase_tild"]
+    real = np.zeros((8, 5), bool)
+    real[[0, 0, 4, 4], [0, 4, 0, 4]] = True
+    assert np.all(grad(False)[real] == 0) and np.all(grad(False)[~real] != 0)
+    assert np.all(grad(True)[real] != 0)
 
 
 def test_tuning_mode_expectation_matches_inference_amplitudes():
@@ -206,9 +206,46 @@ def test_ssim_reduction_differs_from_reference_sum_as_documented():
     np.testing.assert_allclose(forward(make("SSIM", reduction="sum"), x, y), 4 * g["value_sum"], rtol=2e-4)
 
 
-def test_missing_key_error_is_clear():
+def test_tuning_mode_without_randomness_needs_no_key():
+    """Watson-DCT has no dropout; a deterministic call in tuning mode is valid without a key."""
     x, y = images()
-    with pytest.raises(OptionError, match="needs a PRNG key"):
-        make("Watson-DFT", deterministic=False)(x, y)
+    for colorspace in ("RGB", "LA"):
+        loss = make("Watson-DCT", colorspace=colorspace)
+        np.testing.assert_allclose(loss(x, y, tuning=True), loss(x, y), rtol=1e-6)
     with pytest.raises(OptionError, match="tuning mode"):
         make("Watson-DFT")(x, y, tuning=True)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_float32_inputs_stay_float32_with_x64_enabled(name):
+    x, y = images()
+    with jax.enable_x64(True):
+        assert make(name)(x, y, shift=(4, 4) if name.startswith("Watson") else None).dtype == jnp.float32
+
+
+def test_numpy_float64_inputs_without_x64_give_no_warnings():
+    import warnings
+    x, y = images()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert make("Watson-DFT")(x.astype(np.float64), y.astype(np.float64)).dtype == jnp.float32
+
+
+def test_keys_are_checked_only_when_used():
+    x, y = images()
+    assert np.isfinite(make("L1")(x, y, key=0))                   # ignored: L1 draws nothing
+    with pytest.raises(OptionError, match=r"one PRNG key.*jax.random.key\(0\).*vmap"):
+        make("Watson-DFT", deterministic=False)(x, y, key=0)
+    with pytest.raises(OptionError, match="one PRNG key"):
+        make("Watson-DFT", deterministic=False)(x, y, key=jax.random.split(jax.random.key(0), 3))
+
+
+def test_shift_is_only_for_the_watson_losses_and_may_be_traced():
+    x, y = images()
+    with pytest.raises(OptionError, match="Watson losses only"):
+        make("L1")(x, y, shift=(1, 2))
+    loss = make("Watson-DCT")
+    traced = jax.jit(lambda sx: loss(x, y, shift=(sx, 3)))(2)
+    np.testing.assert_allclose(traced, loss(x, y, shift=(2, 3)), rtol=1e-6)
+    with pytest.raises(InputError, match="shift must be a pair"):
+        loss(x, y, shift=(1, 2, 3))

@@ -424,7 +424,7 @@ def test_provider_loads_converted_weights(fmt, converted_weights):
         assert _same_bits(np.asarray(loaded[key]), ours[key]), key
 
 
-# -- 8. broken weight files -------------------------------------------------------------------------
+# -- 8. broken weight files (missing keys, shapes, NaNs and missing files: tests/test_errors.py) -------------------------------------------------------------------------
 
 def _load_dft_rgb(folder: Path):
     return LossProvider().get_loss_function("Watson-DFT", "RGB", pretrained=True, weights_dir=folder)
@@ -444,44 +444,3 @@ def test_corrupt_npz_is_weights_error(damage, tmp_path, converted_weights):
         _load_dft_rgb(tmp_path)
     assert not isinstance(info.value, MissingWeightsError)
     assert str(path) in str(info.value)
-
-
-def test_npz_missing_key(tmp_path, converted_weights):
-    """An .npz without one parameter raises a WeightsError naming the missing key."""
-    params, _ = weights.read_params(converted_weights / DFT_RGB.our_name)
-    del params["ly"]["t_tild"]
-    weights.save_params(tmp_path / DFT_RGB.our_name, params)
-    with pytest.raises(WeightsError, match="missing") as info:
-        _load_dft_rgb(tmp_path)
-    assert "ly/t_tild" in str(info.value)
-
-
-def test_npz_wrong_shape(tmp_path, converted_weights):
-    """An .npz with a parameter of the wrong shape raises a WeightsError naming that parameter and its
-    shapes."""
-    params, _ = weights.read_params(converted_weights / DFT_RGB.our_name)
-    params["lcb"]["w_phase_tild"] = np.zeros((8, 8), np.float32)
-    weights.save_params(tmp_path / DFT_RGB.our_name, params)
-    with pytest.raises(WeightsError, match="shape") as info:
-        _load_dft_rgb(tmp_path)
-    assert "'lcb/w_phase_tild'" in str(info.value) and "(8, 8)" in str(info.value)
-
-
-def test_npz_non_finite(tmp_path, converted_weights):
-    """An .npz with a NaN parameter raises a WeightsError naming the parameter."""
-    params, _ = weights.read_params(converted_weights / DFT_RGB.our_name)
-    params["w_tild"] = np.array([0.0, np.nan, 0.0], np.float32)
-    weights.save_params(tmp_path / DFT_RGB.our_name, params)
-    with pytest.raises(WeightsError, match="finite") as info:
-        _load_dft_rgb(tmp_path)
-    assert "'w_tild'" in str(info.value)
-
-
-def test_missing_weights_file(tmp_path):
-    """A folder without the weight file raises MissingWeightsError (also a FileNotFoundError) whose message
-    gives the convert_weights.py command with that folder."""
-    with pytest.raises(MissingWeightsError) as info:
-        _load_dft_rgb(tmp_path)
-    assert isinstance(info.value, FileNotFoundError)
-    message = str(info.value)
-    assert "convert_weights.py" in message and str(tmp_path) in message and DFT_RGB.our_name in message

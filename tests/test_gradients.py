@@ -25,9 +25,14 @@ def pairs():
     return x, y, [0, 1, 2, 3]   # indices of the pairs with x == y
 
 
+def call(loss, x, y):
+    """The loss with a fixed shift that exercises the edge padding (Watson losses only)."""
+    return loss(x, y, shift=(1, 6)) if loss.config.metric.random_shift else loss(x, y)
+
+
 @jax.jit
 def grads(loss, x, y):
-    return jax.grad(lambda a, b: loss(a, b, shift=(1, 6)), argnums=(0, 1))(x, y)
+    return jax.grad(lambda a, b: call(loss, a, b), argnums=(0, 1))(x, y)
 
 
 CONFIGS = [(name, cs, lum, pre) for name in ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]
@@ -43,9 +48,24 @@ def test_gradients_are_finite(name, colorspace, luminance, pretrained, converted
     x, y, identical = pairs()
     gx, gy = grads(loss, x, y)
     assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gy))
-    assert np.isfinite(loss(x, y, shift=(1, 6)))
+    assert np.isfinite(call(loss, x, y))
     if name != "SSIM":
         assert np.all(np.asarray(gx)[identical] == 0), "the gradient at x == y must be exactly 0"
+
+
+@pytest.mark.parametrize("colorspace", ["RGB", "LA"])
+@pytest.mark.parametrize("name", ["Watson-DCT", "Watson-DFT"])
+def test_gradients_in_tuning_mode_are_finite(name, colorspace, converted_weights):
+    """Tuning mode (real phase bins active, dropout): finite gradients w.r.t. the images and the parameters."""
+    loss = PROVIDER.get_loss_function(name, colorspace, weights_dir=converted_weights)
+    x, y, _ = pairs()
+
+    @jax.jit
+    def all_grads(params, x, y, key):
+        return jax.grad(lambda p, a, b: loss.apply(p, a, b, key, tuning=True), argnums=(0, 1, 2))(params, x, y)
+
+    for leaf in jax.tree.leaves(all_grads(loss.params, x, y, jax.random.key(0))):
+        assert np.all(np.isfinite(leaf))
 
 
 def test_float64_gradients_are_finite(converted_weights):

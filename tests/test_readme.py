@@ -26,3 +26,19 @@ def test_ci_runs_the_readme_test_command():
     assert command in bash_blocks
     assert command in (REPO / ".ci" / "run").read_text()
     assert "pip install torch==2.13.0" in bash_blocks
+
+
+def test_compare_example_output_is_current(converted_weights, capsys):
+    """The README's compare table is what the command prints for the original samples."""
+    from helpers import SHARED
+    from watson_jax.cli import main
+
+    block = README.split("(`python -m watson_jax compare ex_ref.png ex_p0.png`):")[1].split("```")[1]
+    documented = dict(line.split() for line in block.strip().splitlines())
+    samples = SHARED / "original_samples"
+    assert main(["compare", str(samples / "ex_ref.png"), str(samples / "ex_p0.png"),
+                 "--weights-dir", str(converted_weights)]) == 0
+    printed = dict(line.split() for line in capsys.readouterr().out.strip().splitlines())
+    assert printed.keys() == documented.keys()
+    for name, value in documented.items():
+        assert float(printed[name]) == pytest.approx(float(value), rel=1e-5), name

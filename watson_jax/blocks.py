@@ -66,7 +66,7 @@ def _dft8(samples):
     """
     even = _dft4(*samples[0::2])
     odd = _dft4(*samples[1::2])
-    c = np.sqrt(0.5)
+    c = float(np.sqrt(0.5))   # a Python float stays weakly typed: no float64 under x64
     twiddled = [odd[0],
                 (c * (odd[1][0] + odd[1][1]), c * (odd[1][1] - odd[1][0])),   # × e^{-iπ/4}
                 (odd[2][1], -odd[2][0]),                                        # × −i
@@ -95,12 +95,12 @@ def shift(img: jnp.ndarray, offset) -> jnp.ndarray:
     """Pad by 4 pixels on every side (edge replication) and crop back to H×W at ``offset`` = (sx, sy).
 
     ``img`` is NHWC; sx moves along H, sy along W, each in {0..7}; (4, 4) is the identity. ``offset`` may be
-    traced, so one compiled program serves every offset.
+    traced, so one compiled program serves every offset; values outside {0..7} are clipped into it.
     """
     n, h, w, c = img.shape
     pad = BLOCK // 2
     padded = jnp.pad(img, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    offset = jnp.asarray(offset, jnp.int32)
+    offset = jnp.clip(jnp.asarray(offset, jnp.int32), 0, BLOCK - 1)
     zero = jnp.zeros((), jnp.int32)
     return jax.lax.dynamic_slice(padded, (zero, offset[0], offset[1], zero), (n, h, w, c))
 

@@ -14,8 +14,9 @@ Contract:
     sees the same pixels.
   * The Watson losses use the converted pretrained weights when they are found (``--weights-dir``, else
     ``$WATSON_JAX_WEIGHTS``, else ``~/.cache/watson_jax``), else their untuned initial parameters.
-  * Exit status 0 on success, 2 for a usage error (unknown loss or colour space, missing, unreadable or
-    differently sized images, corrupt weights) with an argparse-style message on stderr.
+  * Exit status 0 on success, 1 if a loss returned a non-finite value, 2 for a usage error (unknown loss
+    or colour space, missing, unreadable or differently sized images, corrupt weights) with an
+    argparse-style message on stderr.
 
 :func:`main` returns the exit status instead of exiting, so it can be called from Python and tests.
 """

@@ -111,6 +111,10 @@ def _watson_format(transform: str, colorspace: str) -> WeightFormat:
     metric = {"dct": "Watson-DCT", "dft": "Watson-DFT"}[transform]
 
     def to_ours(sd: dict) -> dict:
+        unexpected = sorted(set(sd) - set(to_reference(registry.lookup(metric).init_params(colorspace))))
+        if unexpected:
+            raise WeightsError(f"{name}: unexpected keys {unexpected}; this is not a {metric} weight file of the "
+                               "reference implementation.")
         if colorspace == "grey":
             return _watson_channel_to_ours(sd, "", transform, name)
         _expect_constant(sd, "to_YCbCr.transform", YCBCR_MATRIX.T, name)
@@ -261,6 +265,8 @@ def main(argv=None) -> int:
     if args.to_torch:
         if args.dest is None:
             parser.error("--to-torch needs --dest, the folder to write the .pth files to")
+        if args.allow_unverified or args.version != "current":
+            parser.error("--version and --allow-unverified apply to reading .pth files, not to --to-torch")
         source, dest = weights.weights_dir(args.source), args.dest
         candidates = sorted(p for p in source.glob("*.npz") if p.name in _BY_OUR_NAME)
         convert = export_reference_file

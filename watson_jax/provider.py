@@ -12,12 +12,11 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import blocks, registry, weights
 from .color import rgb_to_grey
 from .errors import OptionError
-from .validation import check_images, check_shift, compute_dtype
+from .validation import check_images, check_key, check_shift, compute_dtype
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +94,12 @@ class Loss:
         metric = c.metric
         channels = (3,) if c.colorspace == "rgb" else (1, 3)
         x, y = check_images(x, y, channels=channels, loss_name=metric.name, blocks=metric.blocks)
-        if self.needs_key(tuning=tuning, shift=shift) and key is None:
+        if shift is not None:
+            if not metric.random_shift:
+                raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
+            check_shift(shift)
+        needs_key = self.needs_key(tuning=tuning, shift=shift)
+        if needs_key and key is None:
             why = "tuning mode draws a dropout mask" if tuning and metric.tuning_dropout else (
                 "deterministic=False applies a random 8-pixel shift")
             raise OptionError(
@@ -109,10 +113,9 @@ class Loss:
             x, y = rgb_to_grey(x), rgb_to_grey(y)
 
         shift_key = dropout_key = None
-        if key is not None:
+        if needs_key:
+            check_key(key)
             shift_key, dropout_key = jax.random.split(key)
-        if shift is not None:
-            check_shift(shift)
         if metric.random_shift and (shift is not None or not c.deterministic):
             offset = blocks.random_offset(shift_key) if shift is None else shift
             x, y = blocks.shift(x, offset), blocks.shift(y, offset)

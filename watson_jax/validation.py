@@ -7,17 +7,17 @@ bad argument fails with a message that names the problem and the fix, never deep
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import InputError, InputTypeError
-
-BLOCK_SIZE = 8
+from .blocks import BLOCK as BLOCK_SIZE
+from .errors import InputError, InputTypeError, OptionError
 
 
 def compute_dtype(*arrays) -> jnp.dtype:
     """The dtype a loss computes in: float32, or float64 when an input is float64 (x64 enabled)."""
-    return jnp.result_type(jnp.float32, *(a.dtype for a in arrays))
+    return jnp.result_type(jnp.float32, *(jax.dtypes.canonicalize_dtype(a.dtype) for a in arrays))
 
 
 def _as_array(a, arg: str):
@@ -101,13 +101,28 @@ def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: boo
 
 
 def check_shift(shift) -> None:
-    """An explicit shift offset must be two integers in {0..7}; traced values are checked for shape only."""
-    shape = np.shape(shift)
+    """An explicit shift offset must be two integers in {0..7}; traced values are checked for shape only
+    (and clipped to that range by :func:`watson_jax.blocks.shift`)."""
+    message = f"shift must be a pair (sx, sy) of integers in 0..{BLOCK_SIZE - 1}"
+    shape = (len(shift),) if isinstance(shift, (tuple, list)) else tuple(getattr(shift, "shape", ()))
     if shape != (2,):
-        raise InputError(f"shift must be a pair (sx, sy) of integers in 0..{BLOCK_SIZE - 1}, got shape {shape}.")
+        raise InputError(f"{message}, got {shift!r}.")
     try:
         values = np.asarray(shift)
-    except Exception:  # a tracer: its values are not known until run time
+    except Exception:  # holds a tracer: its values are not known until run time
         return
     if not np.issubdtype(values.dtype, np.integer) or values.min() < 0 or values.max() >= BLOCK_SIZE:
-        raise InputError(f"shift must be a pair (sx, sy) of integers in 0..{BLOCK_SIZE - 1}, got {values.tolist()}.")
+        raise InputError(f"{message}, got {values.tolist()}.")
+
+
+def check_key(key) -> None:
+    """A PRNG key: a typed key (``jax.random.key``) or a raw uint32[2] key (``jax.random.PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if typed and key.shape == ():
+        return
+    if not typed and dtype == np.uint32 and tuple(key.shape) == (2,):
+        return
+    raise OptionError(
+        f"key must be one PRNG key, e.g. jax.random.key(0), got {type(key).__name__} with shape "
+        f"{getattr(key, 'shape', None)} and dtype {dtype}; for a batch of keys map the loss with jax.vmap.")

@@ -171,7 +171,7 @@ def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, lu
     if x.shape[-1] == 1:
         return channel_distance(params, x[..., 0], y[..., 0], luminance=luminance, tuning=tuning, key=key)
     x, y = rgb_to_ycbcr(x), rgb_to_ycbcr(y)
-    keys = jax.random.split(key, 3) if tuning else (None,) * 3
+    keys = jax.random.split(key, 3) if key is not None else (None,) * 3
     per_channel = jnp.stack([
         channel_distance(params[name], x[..., c], y[..., c], luminance=luminance, tuning=tuning, key=k)
         for c, (name, k) in enumerate(zip(YCBCR_CHANNELS, keys))], axis=-1)
