@@ -1,0 +1,103 @@
+"""The common forward pass of every torch loss: checks, dtype, greyscale conversion, shift, reduction."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..errors import OptionError
+from ..provider import LossConfig
+from . import blocks
+from .color import rgb_to_grey
+from .validation import check_images, check_shift, compute_dtype
+
+
+class Loss(nn.Module):
+    """A loss as a ``torch.nn.Module``: ``loss(input, target, generator=None, *, shift=None)``.
+
+    ``input`` (x) and ``target`` (y, for Watson the masking reference) are NCHW floating-point tensors with
+    values in [0, 1]: 3 channels for 'RGB', 1 or 3 (converted to grey = (0.3 R + 0.59 G) + 0.11 B) for
+    greyscale. The result is one distance per image, shape (N,), for reduction 'none', else their sum or
+    their mean over images.
+
+    Subclasses implement :meth:`distance` on the checked, converted and shifted images.
+
+    Dtype: the loss computes in float32 promoted with the dtypes of the inputs and of the module's
+    parameters, i.e. float32 for float16/bfloat16/float32 inputs, float64 when an input is float64 or the
+    module was made float64 with ``.double()`` (float32 parameters are then widened for the call).
+    """
+
+    def __init__(self, config: LossConfig):
+        super().__init__()
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def colorspace(self) -> str:
+        return self.config.colorspace
+
+    @property
+    def reduction(self) -> str:
+        return self.config.reduction
+
+    @property
+    def deterministic(self) -> bool:
+        return self.config.deterministic
+
+    @property
+    def luminance(self) -> str:
+        return self.config.luminance
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"name={c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
+                f"deterministic={c.deterministic}, luminance={c.luminance!r}")
+
+    def _device(self) -> Optional[torch.device]:
+        for t in (*self.parameters(), *self.buffers()):
+            return t.device
+        return None
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor, generator: Optional[torch.Generator] = None,
+                *, shift=None) -> torch.Tensor:
+        """The distance of ``input`` to ``target``, reduced over images.
+
+        Args:
+          input, target: NCHW tensors, values in [0, 1], same shape; H and W multiples of 8 for Watson.
+          generator: ``torch.Generator`` for the Watson losses' random shift (``deterministic=False``) and
+            for the Watson-DFT dropout in training mode; None draws from torch's global RNG.
+          shift: an explicit offset (sx, sy) in {0..7}² for the Watson losses, used instead of a random
+            one ((4, 4) is no shift); sx moves along H, sy along W. Watson losses only (OptionError otherwise).
+        """
+        c = self.config
+        metric = c.metric
+        channels = (3,) if c.colorspace == "rgb" else (1, 3)
+        check_images(input, target, channels=channels, loss_name=metric.name, blocks=metric.blocks,
+                     device=self._device())
+        if shift is not None:
+            if not metric.random_shift:
+                raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
+            shift = check_shift(shift)
+
+        dtype = compute_dtype(input, target, *self.parameters())
+        x, y = input.to(dtype), target.to(dtype)
+        if c.colorspace == "grey" and x.shape[1] == 3:
+            x, y = rgb_to_grey(x), rgb_to_grey(y)
+        if metric.random_shift and (shift is not None or not c.deterministic):
+            offset = blocks.random_offset(generator) if shift is None else shift
+            x, y = blocks.shift(x, offset), blocks.shift(y, offset)
+
+        per_image = self.distance(x, y, generator=generator)
+        if c.reduction == "none":
+            return per_image
+        return per_image.sum() if c.reduction == "sum" else per_image.mean()
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor, *, generator: Optional[torch.Generator] = None
+                 ) -> torch.Tensor:
+        """One distance per image, (N,), of NCHW tensors already checked, converted and shifted."""
+        raise NotImplementedError

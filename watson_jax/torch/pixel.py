@@ -1,0 +1,21 @@
+"""Pixel losses (SPEC §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Loss
+
+
+class L1(Loss):
+    """L1 distance of each image pair: Σ_{c,h,w} |x − y|, (N,). The derivative of |·| at 0 is 0."""
+
+    def distance(self, x, y, *, generator=None):
+        return torch.abs(x - y).sum(dim=(1, 2, 3))
+
+
+class L2(Loss):
+    """L2 distance of each image pair: Σ_{c,h,w} (x − y)², (N,) (the squared error, no square root)."""
+
+    def distance(self, x, y, *, generator=None):
+        return torch.square(x - y).sum(dim=(1, 2, 3))

@@ -1,0 +1,60 @@
+"""SSIM as a distance, 1 − mean SSIM (SPEC §2).
+
+With w an 11×11 Gaussian window (σ = 1.5) applied per channel with zero padding of 5 ("same" size):
+  μx = w∗x, μy = w∗y, σx² = w∗x² − μx², σy² = w∗y² − μy², σxy = w∗(xy) − μxμy,
+  SSIM map = (2μxμy + C1)(2σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),  C1 = 0.01², C2 = 0.03²,
+and the distance of an image is 1 − the mean of its map over channels, H and W.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .base import Loss
+
+WINDOW = 11
+SIGMA = 1.5
+C1 = 0.01 ** 2
+C2 = 0.03 ** 2
+
+
+def gaussian_window() -> np.ndarray:
+    """The 11×11 float32 window of the reference.
+
+    g[i] = exp(−(i − 5)²/(2σ²)) rounded to float32; g is divided by its sum (accumulated in float64, then
+    rounded to float32) in float32; the window is the float32 outer product g gᵀ. It sums to 1 − 6.9e-8;
+    SSIM is sensitive to that sum, so float64 computations widen this window and never renormalise it.
+    """
+    g = np.array([math.exp(-(i - WINDOW // 2) ** 2 / (2 * SIGMA ** 2)) for i in range(WINDOW)], np.float32)
+    g = g / np.float32(g.astype(np.float64).sum())
+    return np.outer(g, g).astype(np.float32)
+
+
+class SSIM(Loss):
+    """1 − mean SSIM of each image pair, (N,). Non-persistent buffer ``window``: the float32 11×11 window."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.register_buffer("window", torch.from_numpy(gaussian_window()), persistent=False)
+
+    def filter(self, maps: torch.Tensor) -> torch.Tensor:
+        """Depthwise 'same' convolution of every channel of an NCHW tensor with the window, zero padding 5."""
+        channels = maps.shape[1]
+        kernel = self.window.to(maps.dtype).expand(channels, 1, WINDOW, WINDOW)
+        return torch.nn.functional.conv2d(maps, kernel, padding=WINDOW // 2, groups=channels)
+
+    def ssim_map(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The SSIM map of two NCHW batches, same shape as the inputs."""
+        stats = self.filter(torch.cat([x, y, x * x, y * y, x * y], dim=1))
+        mu_x, mu_y, xx, yy, xy = stats.chunk(5, dim=1)
+        var_x = xx - mu_x * mu_x
+        var_y = yy - mu_y * mu_y
+        cov = xy - mu_x * mu_y
+        return (((2 * mu_x * mu_y + C1) * (2 * cov + C2))
+                / ((mu_x * mu_x + mu_y * mu_y + C1) * (var_x + var_y + C2)))
+
+    def distance(self, x, y, *, generator=None):
+        return 1 - self.ssim_map(x, y).mean(dim=(1, 2, 3))

@@ -1,0 +1,250 @@
+"""Watson's perceptual model on 8×8 block transforms: Watson-DCT (SPEC §4) and Watson-DFT (SPEC §5).
+
+For one channel, with c0 the block coefficients of the target y (the masking reference) and c1 those of
+the input x (for the DFT: amplitudes A = √((Re c + ε)² + (Im c + ε)²)), T = exp(t_tild), w = sigmoid(w_tild):
+
+  t_L = T · ((c0_DC + ε) / (L̄ + ε))^α                       luminance masking
+  s   = smoothmax(t_L, (|c0| + ε)^w · t_L^(1−w))             contrast masking
+  d   = (|(c0 − c1) / s| + ε)^β                               per-coefficient error
+  D   = (Σ_{blocks,u,v} (d + ε))^(1/β)                         Minkowski pooling, one value per image
+
+smoothmax(a, b) = (a eᵃ + b eᵇ)/(eᵃ + eᵇ) = a·σ(a − b) + b·σ(b − a). L̄ is the mean DC coefficient of the
+target over each image's blocks (``luminance='image'``) or over the whole batch (``'batch'``, the
+reference). The DFT adds a phase term Σ_{blocks,u,v} w_φ · arccos(cos(φ0 − φ1)·(1 − 1e-7)), with
+φ = atan2(Im c, Re c + ε) and w_φ = exp(w_phase_tild), zero on the four purely real bins (0,0), (0,4),
+(4,0), (4,4) except in training mode (``module.train()``, the reference's tuning mode), where also a
+dropout (p = 0.5, kept terms ×2) acts on the per-coefficient amplitude terms d and phase terms.
+RGB images go to YCbCr; one set of parameters per channel (submodules ``ly``, ``lcb``, ``lcr``) and
+D = Σ_c softmax(w_tild)_c · D_c. ε = 1e-10. |·| is ``torch.abs``, whose derivative at 0 is 0, so the
+gradient is exactly 0 where input and target agree.
+
+The modules' state dicts have exactly the keys, order, shapes and dtypes of the reference's weight files
+(``{rgb,gray}_watson_{dct,fft}_trial0.pth``), so those load with ``load_state_dict(..., strict=True)``
+(or :meth:`Watson.load_reference`, which also checks the constants).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import WeightsError
+from ..losses.watson import init_channel_params, init_params
+from ..provider import LossConfig
+from .base import Loss
+from .blocks import BLOCK, BlockDCT, block_dft
+from .color import RGBToYCbCr
+
+EPS = 1e-10
+#: cos(Δφ) is scaled by this before arccos to keep the derivative of arccos finite (SPEC §5).
+ACOS_SHRINK = 1 - 1e-7
+YCBCR_CHANNELS = ("ly", "lcb", "lcr")
+#: Bins of the one-sided 8×5 DFT whose coefficients are real for real blocks (phase 0 or π).
+REAL_BINS = ((0, 0), (0, 4), (4, 0), (4, 4))
+_PHASE_MASK = np.ones((BLOCK, BLOCK // 2 + 1), bool)
+for _u, _v in REAL_BINS:
+    _PHASE_MASK[_u, _v] = False
+
+
+# -- parameters and state-dict layout ---------------------------------------------------------------
+
+def _register_channel(module: nn.Module, transform: str, params: dict) -> None:
+    """Give ``module`` one channel's parameters and constants, in the reference's order:
+    buffer ``blocksize`` (int64 8), parameters ``t_tild``, ``alpha``, ``w_tild``, ``beta``
+    (+ ``w_phase_tild`` for the DFT), and for the DCT a submodule ``dct`` with buffer ``A``."""
+    module.register_buffer("blocksize", torch.tensor(BLOCK, dtype=torch.int64))
+    for name in init_channel_params(transform):
+        module.register_parameter(name, nn.Parameter(torch.tensor(np.asarray(params[name], np.float32))))
+    if transform == "dct":
+        module.dct = BlockDCT()
+
+
+def _save_blocksize_first(self, destination, prefix, keep_vars):
+    """``nn.Module._save_to_state_dict`` writes parameters before buffers; the reference files list the
+    buffer ``blocksize`` first. Writing it first and letting the default rewrite it in place (an ordered
+    dict keeps a key's position) gives the reference's order."""
+    if "blocksize" in self._buffers:
+        b = self._buffers["blocksize"]
+        destination[prefix + "blocksize"] = b if keep_vars else b.detach()
+    nn.Module._save_to_state_dict(self, destination, prefix, keep_vars)
+
+
+def _channel_params(module: nn.Module, transform: str) -> dict:
+    return {name: getattr(module, name).detach().cpu().numpy().copy() for name in init_channel_params(transform)}
+
+
+class WatsonChannel(nn.Module):
+    """The parameters and constants of one YCbCr channel of an RGB Watson loss (``ly``, ``lcb``, ``lcr``)."""
+
+    def __init__(self, transform: str, params: dict):
+        super().__init__()
+        _register_channel(self, transform, params)
+
+    _save_to_state_dict = _save_blocksize_first
+
+
+# -- the mathematics of one channel -----------------------------------------------------------------
+
+def smoothmax(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(a eᵃ + b eᵇ) / (eᵃ + eᵇ), computed without overflow as a·σ(a − b) + b·σ(b − a)."""
+    return a * torch.sigmoid(a - b) + b * torch.sigmoid(b - a)
+
+
+def _mean_dc(dc: torch.Tensor, luminance: str) -> torch.Tensor:
+    """L̄: mean DC of the target, per image ((N, 1, 1)) or over the whole batch (scalar)."""
+    if luminance == "image":
+        return dc.mean(dim=(1, 2), keepdim=True)
+    return dc.mean()
+
+
+def masked_error(p: nn.Module, ref: torch.Tensor, inp: torch.Tensor, luminance: str) -> torch.Tensor:
+    """Per-coefficient errors d = (|(ref − inp)/s| + ε)^β, shape (N, Hb, Wb, 8, U).
+
+    ``p`` holds the channel's parameters; ``ref`` and ``inp`` are the target's and the input's real
+    coefficients (DCT values or DFT amplitudes).
+    """
+    dtype = ref.dtype
+    t = torch.exp(p.t_tild.to(dtype))
+    alpha, beta = p.alpha.to(dtype), p.beta.to(dtype)
+    w = torch.sigmoid(p.w_tild.to(dtype))
+    dc = ref[..., 0, 0]
+    t_l = t * (((dc + EPS) / (_mean_dc(dc, luminance) + EPS)) ** alpha)[..., None, None]
+    s = smoothmax(t_l, (torch.abs(ref) + EPS) ** w * t_l ** (1 - w))
+    return (torch.abs((ref - inp) / s) + EPS) ** beta
+
+
+def _pool(d: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """(Σ_{blocks,u,v} (d + ε))^(1/β) per image."""
+    return (d + EPS).sum(dim=(1, 2, 3, 4)) ** (1 / beta.to(d.dtype))
+
+
+def _dropout(terms: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """Each term kept with probability 0.5 and doubled, else 0 (mask drawn from ``generator``)."""
+    device = generator.device if generator is not None else terms.device
+    keep = torch.rand(terms.shape, generator=generator, device=device) < 0.5
+    return torch.where(keep.to(terms.device), 2 * terms, torch.zeros_like(terms))
+
+
+def phase_weights(w_phase_tild: torch.Tensor, training: bool) -> torch.Tensor:
+    """w_φ = exp(w_phase_tild), with the four purely real bins set to 0 unless training."""
+    w = torch.exp(w_phase_tild)
+    if training:
+        return w
+    return torch.where(torch.as_tensor(_PHASE_MASK, device=w.device), w, torch.zeros_like(w))
+
+
+def _pair(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # Target and input go through one transform call, so identical images get identical coefficients.
+    return torch.cat([y, x], dim=0)
+
+
+def dct_channel(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Watson-DCT distance of one channel, x and y of shape (N, H, W) → (N,). Training mode changes nothing."""
+    ref, inp = p.dct(_pair(y, x)).chunk(2, dim=0)
+    return _pool(masked_error(p, ref, inp, luminance), p.beta)
+
+
+def dft_channel(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Watson-DFT distance of one channel (amplitude term + phase term), (N, H, W) → (N,)."""
+    re, im = block_dft(_pair(y, x))
+    amp0, amp1 = torch.sqrt(torch.square(re + EPS) + torch.square(im + EPS)).chunk(2, dim=0)
+    d = masked_error(p, amp0, amp1, luminance)
+
+    phase0, phase1 = torch.atan2(im, re + EPS).chunk(2, dim=0)
+    w_phase = phase_weights(p.w_phase_tild.to(re.dtype), training)
+    phase = w_phase * torch.acos(torch.cos(phase0 - phase1) * ACOS_SHRINK)
+    if training:
+        d = _dropout(d, generator)
+        phase = _dropout(phase, generator)
+    return _pool(d, p.beta) + phase.sum(dim=(1, 2, 3, 4))
+
+
+CHANNEL_DISTANCES = {"dct": dct_channel, "dft": dft_channel}
+
+
+# -- the loss ---------------------------------------------------------------------------------------
+
+class Watson(Loss):
+    """Watson-DCT or Watson-DFT as a module.
+
+    Layout (the reference's):
+      - greyscale: the channel's parameters at top level: buffer ``blocksize``; parameters ``t_tild``,
+        ``alpha``, ``w_tild``, ``beta`` (+ ``w_phase_tild`` for the DFT); for the DCT submodule ``dct``
+        (buffer ``A``).
+      - RGB: parameter ``w_tild`` (3,), submodule ``to_YCbCr`` (buffers ``transform`` = Mᵀ, ``bias``), and
+        one :class:`WatsonChannel` per YCbCr channel: ``ly``, ``lcb``, ``lcr``.
+
+    ``params`` is a parameter pytree in watson_jax's layout (``watson_jax.losses.watson.init_params``, or
+    pretrained weights); :meth:`jax_params` gives it back.
+    """
+
+    def __init__(self, transform: str, config: LossConfig, params: Optional[dict] = None):
+        super().__init__(config)
+        self.block_transform = transform
+        if params is None:
+            params = init_params(transform, config.colorspace)
+        if config.colorspace == "grey":
+            _register_channel(self, transform, params)
+        else:
+            self.w_tild = nn.Parameter(torch.tensor(np.asarray(params["w_tild"], np.float32)))
+            self.to_YCbCr = RGBToYCbCr()
+            for name in YCBCR_CHANNELS:
+                setattr(self, name, WatsonChannel(transform, params[name]))
+
+    _save_to_state_dict = _save_blocksize_first
+
+    def distance(self, x, y, *, generator=None):
+        channel_distance = CHANNEL_DISTANCES[self.block_transform]
+        options = dict(luminance=self.luminance, training=self.training, generator=generator)
+        if self.colorspace == "grey":
+            return channel_distance(self, x[:, 0], y[:, 0], **options)
+        x, y = self.to_YCbCr(x), self.to_YCbCr(y)
+        per_channel = torch.stack([channel_distance(getattr(self, name), x[:, c], y[:, c], **options)
+                                   for c, name in enumerate(YCBCR_CHANNELS)], dim=-1)
+        return (per_channel * torch.softmax(self.w_tild.to(x.dtype), dim=0)).sum(dim=-1)
+
+    def jax_params(self) -> dict:
+        """The parameters as a watson_jax pytree of numpy arrays (e.g. for ``Loss.replace`` in JAX)."""
+        if self.colorspace == "grey":
+            return _channel_params(self, self.block_transform)
+        params = {"w_tild": self.w_tild.detach().cpu().numpy().copy()}
+        params.update({name: _channel_params(getattr(self, name), self.block_transform) for name in YCBCR_CHANNELS})
+        return params
+
+    def load_reference(self, path: str | os.PathLike) -> "Watson":
+        """Load a reference weight file (``{rgb,gray}_watson_{dct,fft}_trial0.pth``, or one written by
+        ``convert_weights.py --to-torch``) with ``load_state_dict(strict=True)``; returns ``self``.
+
+        The file is read with ``torch.load(weights_only=True)`` (no pickled code runs). Its constants
+        (``blocksize``, ``dct.A``, ``to_YCbCr.*``) must equal the ones the loss is defined with, and its
+        parameters must be finite; otherwise :class:`watson_jax.WeightsError` is raised and nothing is loaded.
+        """
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises various types for missing, corrupt or unsafe files
+            raise WeightsError(f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err}).") from err
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise WeightsError(f"{path} is not a state dict of tensors.")
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise WeightsError(f"{path} does not match {self.name} ({self.colorspace}): missing keys {missing}, "
+                               f"unexpected keys {unexpected}.")
+        constants = dict(Watson(self.block_transform, self.config).named_buffers())
+        for key, value in state.items():
+            if tuple(value.shape) != tuple(own[key].shape):
+                raise WeightsError(f"{path}: '{key}' has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}.")
+            if key in constants:
+                if value.dtype != constants[key].dtype or not torch.equal(value, constants[key]):
+                    raise WeightsError(f"{path}: '{key}' differs from the constant the loss uses; this is not a "
+                                       "Watson weight file of the reference implementation.")
+            elif not value.is_floating_point() or not torch.isfinite(value).all():
+                raise WeightsError(f"{path}: parameter '{key}' is not a finite float tensor (corrupt weights).")
+        self.load_state_dict(state, strict=True)
+        return self
