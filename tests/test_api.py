@@ -13,7 +13,7 @@ from watson_jax.errors import InputError
 from watson_jax.losses import watson
 
 PROVIDER = LossProvider()
-ALL = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]
+ALL = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]   # Adaptive: tests/test_adaptive.py
 
 
 def images(n=3, h=16, w=24, c=3, seed=0):
@@ -34,8 +34,8 @@ def test_names_are_case_insensitive_with_aliases(alias, canonical):
     assert make(alias).name == canonical
 
 
-def test_available_lists_the_five_losses():
-    assert LossProvider.available() == ALL
+def test_available_lists_the_losses():
+    assert LossProvider.available() == ALL + ["Adaptive"]
 
 
 @pytest.mark.parametrize("name", ["L1", "SSIM", "Watson-DCT", "Watson-DFT"])

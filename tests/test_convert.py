@@ -57,8 +57,13 @@ def _is_constant(key: str) -> bool:
     return key.split(".")[-1] == "blocksize" or key.endswith("dct.A") or key.startswith("to_YCbCr.")
 
 
+ADAPTIVE_PREFIX = ".robust_loss.adaptive_lossfun."
+
+
 def _our_key(reference_key: str) -> str:
-    """'ly.t_tild' → 'ly/t_tild'."""
+    """'ly.t_tild' → 'ly/t_tild'; the Adaptive latents drop the reference's module path."""
+    if reference_key.startswith(ADAPTIVE_PREFIX):
+        return reference_key[len(ADAPTIVE_PREFIX):]
     return reference_key.replace(".", "/")
 
 
@@ -124,7 +129,9 @@ def test_conversion_is_bitwise_with_reference_names(fmt, converted_weights):
 
     expected = {_our_key(k): v for k, v in original.items() if not _is_constant(k)}
     assert set(ours) == set(expected)
-    if fmt.colorspace == "rgb":
+    if fmt.metric == "Adaptive":
+        assert set(ours) == {"latent_alpha", "latent_scale"}
+    elif fmt.colorspace == "rgb":
         assert {"w_tild", "ly/t_tild", "lcb/alpha", "lcr/beta"} <= set(ours)
     else:
         assert {"t_tild", "alpha", "w_tild", "beta"} <= set(ours)
@@ -155,6 +162,9 @@ def test_round_trip_to_torch_is_exact(fmt, exported):
         assert back[key].dtype == value.dtype, key
         assert _same_bits(back[key], value), key
     blocksizes = [k for k in back if k.split(".")[-1] == "blocksize"]
+    if fmt.metric == "Adaptive":   # latents only, no constants
+        assert list(back) == [ADAPTIVE_PREFIX + "latent_alpha", ADAPTIVE_PREFIX + "latent_scale"]
+        return
     assert blocksizes and all(back[k].dtype == torch.int64 and int(back[k]) == 8 for k in blocksizes)
 
 
@@ -323,13 +333,13 @@ def _check_conversion_output(stdout: str, dest: Path) -> None:
         assert sum(fmt.our_name in line and f"(from {fmt.reference_name})" in line for line in wrote) == 1
     skipped = _lines(stdout, "skipped")
     assert sorted(line.split()[1].rstrip(":") for line in skipped) == UNSUPPORTED
-    assert any("adaptive" in name for name in UNSUPPORTED) and any("pnet_lin" in name for name in UNSUPPORTED)
+    assert all("pnet_lin" in name for name in UNSUPPORTED) and UNSUPPORTED
     assert sorted(p.name for p in dest.iterdir()) == sorted(f.our_name for f in FORMATS)
 
 
 def test_cli_main_converts_and_skips(tmp_path, capsys, converted_weights):
     """main([...]) on the original folder exits 0, prints one 'wrote' line per supported file and one
-    'skipped' line per not-yet-supported one (adaptive, pnet_lin), writes exactly the four files, and they
+    'skipped' line per not-yet-supported one (pnet_lin), writes exactly the supported files, and they
     equal those of convert_reference_file."""
     dest = tmp_path / "dest"
     status, stdout, stderr = _run(capsys, "--source", ORIGINAL_WEIGHTS, "--dest", dest)
@@ -444,3 +454,24 @@ def test_corrupt_npz_is_weights_error(damage, tmp_path, converted_weights):
         _load_dft_rgb(tmp_path)
     assert not isinstance(info.value, MissingWeightsError)
     assert str(path) in str(info.value)
+
+
+def test_partition_spline_import(tmp_path, capsys):
+    """--partition-spline imports Barron's table (sha256 pinned) as the Adaptive loss's table; a modified
+    file is refused unless --allow-unverified; it does not combine with --to-torch."""
+    from watson_jax import partition
+    status, stdout, _ = _run(capsys, "--source", tmp_path, "--dest", tmp_path / "out",
+                             "--partition-spline", ORIGINAL_WEIGHTS / "partition_spline.npz")
+    assert status == 0 and "log_partition_spline.npz" in stdout
+    table = partition.read_table(tmp_path / "out" / partition.TABLE_FILE)
+    with np.load(ORIGINAL_WEIGHTS / "partition_spline.npz") as original:
+        assert np.array_equal(table["values"], original["values"])
+        assert np.array_equal(table["tangents"], original["tangents"])
+    modified = tmp_path / "partition_spline.npz"
+    with np.load(ORIGINAL_WEIGHTS / "partition_spline.npz") as original:
+        np.savez(modified, values=original["values"] + 1e-3, tangents=original["tangents"],
+                 x_scale=original["x_scale"])
+    status, _, stderr = _run(capsys, "--source", tmp_path, "--dest", tmp_path / "o2", "--partition-spline", modified)
+    assert status == 1 and "--allow-unverified" in stderr
+    with pytest.raises(SystemExit):
+        main(["--to-torch", "--dest", str(tmp_path / "x"), "--partition-spline", str(modified)])

@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 from . import registry, weights
+from .losses import adaptive
 from .errors import MissingWeightsError, OptionError, WeightsError
 from .provider import Loss, LossProvider
 from .validation import BLOCK_SIZE
@@ -103,9 +104,10 @@ def load_pair(reference: str, other: str) -> ImagePair:
 
 def parse_metric_names(values: Optional[Sequence[str]]) -> list[str]:
     """Canonical loss names from repeated and/or comma-separated ``--metric`` values, in order, without
-    duplicates; all available losses when none were given. Raises UsageError for an unknown name."""
+    duplicates; when none were given, every available loss whose parameters do not depend on the image
+    size (Adaptive is computed on request). Raises UsageError for an unknown name."""
     if not values:
-        return registry.available_names()
+        return [name for name in registry.available_names() if not registry.lookup(name).sized]
     names: list[str] = []
     for value in values:
         for part in value.split(","):
@@ -122,17 +124,24 @@ def parse_metric_names(values: Optional[Sequence[str]]) -> list[str]:
     return names
 
 
-def build_losses(names: Sequence[str], colorspace: str,
-                 weights_dir: Optional[str]) -> tuple[list[Loss], Optional[str]]:
-    """The losses (reduction 'sum', deterministic, pretrained when the weights exist) and a note naming
-    the ones that fell back to their untuned initial parameters (None if none did).
+def build_losses(names: Sequence[str], colorspace: str, weights_dir: Optional[str],
+                 image_hw: tuple[int, int] = (64, 64)) -> tuple[list[Loss], Optional[str]]:
+    """The losses (reduction 'sum', deterministic, pretrained when the weights exist, built for images of
+    size ``image_hw``) and a note naming the ones that fell back to their untuned initial parameters
+    (None if none did).
 
     Raises UsageError for corrupt or mismatched weight files.
     """
     provider = LossProvider()
-    losses, untuned = [], []
+    losses, untuned, other_size = [], [], []
+    image_size = (3, *image_hw)
     for name in names:
-        options = dict(colorspace=colorspace, reduction="sum", deterministic=True, weights_dir=weights_dir)
+        options = dict(colorspace=colorspace, reduction="sum", deterministic=True, weights_dir=weights_dir,
+                       image_size=image_size)
+        if registry.lookup(name).sized and image_size != adaptive.PRETRAINED_SIZE:
+            losses.append(provider.get_loss_function(name, pretrained=False, **options))
+            other_size.append(name)
+            continue
         try:
             loss = provider.get_loss_function(name, pretrained=True, **options)
         except MissingWeightsError:
@@ -141,7 +150,11 @@ def build_losses(names: Sequence[str], colorspace: str,
         except WeightsError as err:
             raise UsageError(str(err)) from None
         losses.append(loss)
-    return losses, _untuned_note(untuned, weights_dir)
+    notes = [_untuned_note(untuned, weights_dir)]
+    if other_size:
+        notes.append(f"note: the pretrained {', '.join(other_size)} weights are for 64x64 images; for "
+                     f"{image_hw[1]}x{image_hw[0]} the untuned initial parameters are used")
+    return losses, "\n".join(n for n in notes if n) or None
 
 
 def _untuned_note(untuned: Sequence[str], weights_dir: Optional[str]) -> Optional[str]:
@@ -183,7 +196,7 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except OptionError as error:
         raise UsageError(str(error)) from None
     pair = load_pair(args.reference, args.input)
-    losses, untuned = build_losses(names, colorspace, args.weights_dir)
+    losses, untuned = build_losses(names, colorspace, args.weights_dir, pair.x.shape[1:3])
     for note in (pair.note, untuned):
         if note:
             print(note, file=err)

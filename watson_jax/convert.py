@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import blocks, registry, weights
+from . import blocks, partition, registry, weights
 from .color import YCBCR_MATRIX, YCBCR_OFFSET
 from .errors import WeightsError
 from .losses import watson
@@ -56,6 +56,8 @@ KNOWN_SHA256 = {
     },
 }
 VERSIONS = tuple(KNOWN_SHA256)
+#: Barron's log-partition table (robust_loss_pytorch's ``partition_spline.npz``).
+PARTITION_SPLINE_SHA256 = "e60b3f3f55ee53bd72da29dc6ffd8e43024574aff03bf7d0dccc6dc60d78de10"
 
 @dataclasses.dataclass(frozen=True)
 class WeightFormat:
@@ -138,8 +140,32 @@ def _watson_format(transform: str, colorspace: str) -> WeightFormat:
     return WeightFormat(name, metric, colorspace, to_ours, to_reference)
 
 
-FORMATS: tuple[WeightFormat, ...] = tuple(
-    _watson_format(t, cs) for t in watson.TRANSFORMS for cs in ("rgb", "grey"))
+# -- Adaptive -----------------------------------------------------------------------------------------
+
+#: The reference stores the latents under these keys (with a leading dot: an empty module name).
+ADAPTIVE_PREFIX = ".robust_loss.adaptive_lossfun."
+ADAPTIVE_KEYS = ("latent_alpha", "latent_scale")
+
+
+def _adaptive_format(colorspace: str) -> WeightFormat:
+    name = f"{'rgb' if colorspace == 'rgb' else 'gray'}_adaptive_trial0.pth"
+
+    def to_ours(sd: dict) -> dict:
+        expected = {ADAPTIVE_PREFIX + k for k in ADAPTIVE_KEYS}
+        if set(sd) != expected:
+            raise WeightsError(f"{name}: expected exactly the keys {sorted(expected)}, found {sorted(sd)}.")
+        return {k: np.asarray(sd[ADAPTIVE_PREFIX + k], np.float32) for k in ADAPTIVE_KEYS}
+
+    def to_reference(params: dict) -> "OrderedDict[str, np.ndarray]":
+        return OrderedDict((ADAPTIVE_PREFIX + k, np.asarray(params[k], np.float32)) for k in ADAPTIVE_KEYS)
+
+    return WeightFormat(name, "Adaptive", colorspace, to_ours, to_reference)
+
+
+FORMATS: tuple[WeightFormat, ...] = (
+    *(_watson_format(t, cs) for t in watson.TRANSFORMS for cs in ("rgb", "grey")),
+    *(_adaptive_format(cs) for cs in ("rgb", "grey")),
+)
 _BY_REFERENCE_NAME = {f.reference_name: f for f in FORMATS}
 _BY_OUR_NAME = {f.our_name: f for f in FORMATS}
 
@@ -235,6 +261,19 @@ def export_reference_file(path: Path, dest: Path) -> Path:
     return out
 
 
+def import_partition_spline(path: Path, dest: Path, *, allow_unverified: bool = False) -> Path:
+    """Copy Barron's ``partition_spline.npz`` into ``dest`` as the table the Adaptive loss uses (instead
+    of the one the library computes)."""
+    path = Path(path)
+    digest = sha256(path)
+    if digest != PARTITION_SPLINE_SHA256 and not allow_unverified:
+        raise WeightsError(f"{path} is not the known partition_spline.npz (sha256 {digest}); pass "
+                           "--allow-unverified to import it anyway.")
+    table = partition.read_table(path)
+    return partition.save_table(Path(dest) / partition.TABLE_FILE, table,
+                                f"imported from {path.name} (sha256 {digest})")
+
+
 # -- command line -----------------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -256,6 +295,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="convert files whose sha256 matches no known upstream file")
     p.add_argument("--to-torch", action="store_true",
                    help="export watson_jax weights to the reference's .pth layout")
+    p.add_argument("--partition-spline", type=Path, default=None, metavar="NPZ",
+                   help="also import Barron's partition_spline.npz (robust_loss_pytorch) as the Adaptive loss's "
+                        "log-partition table, instead of the one watson_jax computes on first use")
     return p
 
 
@@ -265,8 +307,9 @@ def main(argv=None) -> int:
     if args.to_torch:
         if args.dest is None:
             parser.error("--to-torch needs --dest, the folder to write the .pth files to")
-        if args.allow_unverified or args.version != "current":
-            parser.error("--version and --allow-unverified apply to reading .pth files, not to --to-torch")
+        if args.allow_unverified or args.version != "current" or args.partition_spline is not None:
+            parser.error("--version, --allow-unverified and --partition-spline apply to reading the original "
+                         "files, not to --to-torch")
         source, dest = weights.weights_dir(args.source), args.dest
         candidates = sorted(p for p in source.glob("*.npz") if p.name in _BY_OUR_NAME)
         convert = export_reference_file
@@ -281,6 +324,15 @@ def main(argv=None) -> int:
         parser.error(f"--source {source} is not a folder")
 
     written, failed = 0, 0
+    if args.partition_spline is not None:
+        try:
+            out = import_partition_spline(args.partition_spline, dest, allow_unverified=args.allow_unverified)
+        except WeightsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"wrote {out}  (from {args.partition_spline.name})")
+            written += 1
     for path in candidates:
         if not args.to_torch and path.name not in _BY_REFERENCE_NAME:
             print(f"skipped {path.name}: not supported by this version of the converter")

@@ -13,7 +13,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from . import blocks, registry, weights
+from . import blocks, partition, registry, weights
+from .losses import adaptive
 from .color import rgb_to_grey
 from .errors import OptionError
 from .validation import check_images, check_key, check_shift, compute_dtype
@@ -43,17 +44,19 @@ class Loss:
     (N,) for reduction 'none', else their sum or mean.
     """
 
-    def __init__(self, params: Any, config: LossConfig):
+    def __init__(self, params: Any, config: LossConfig, constants: Optional[dict] = None):
         self.params = params
         self.config = config
+        self.constants = {} if constants is None else constants
 
-    # -- pytree protocol: the parameters are the children, the options the static structure.
+    # -- pytree protocol: parameters and constants (e.g. a lookup table) are the children, the options
+    # the static structure.
     def tree_flatten(self):
-        return (self.params,), self.config
+        return (self.params, self.constants), self.config
 
     @classmethod
     def tree_unflatten(cls, config, children):
-        return cls(children[0], config)
+        return cls(children[0], config, children[1])
 
     def __repr__(self) -> str:
         c = self.config
@@ -66,7 +69,7 @@ class Loss:
 
     def replace(self, params) -> "Loss":
         """The same loss with other parameters (e.g. after an optax update)."""
-        return Loss(params, self.config)
+        return Loss(params, self.config, self.constants)
 
     def needs_key(self, *, tuning: bool = False, shift=None) -> bool:
         """Whether a call with these options draws random numbers and so needs ``key``."""
@@ -74,10 +77,11 @@ class Loss:
         random_shift = metric.random_shift and not self.config.deterministic and shift is None
         return random_shift or (tuning and metric.tuning_dropout)
 
-    def __call__(self, x, y, key=None, *, shift=None, tuning: bool = False) -> jnp.ndarray:
-        return self.apply(self.params, x, y, key, shift=shift, tuning=tuning)
+    def __call__(self, x, y, key=None, *, shift=None, tuning: bool = False, elementwise: bool = False) -> jnp.ndarray:
+        return self.apply(self.params, x, y, key, shift=shift, tuning=tuning, elementwise=elementwise)
 
-    def apply(self, params, x, y, key=None, *, shift=None, tuning: bool = False) -> jnp.ndarray:
+    def apply(self, params, x, y, key=None, *, shift=None, tuning: bool = False,
+              elementwise: bool = False) -> jnp.ndarray:
         """The loss with explicit parameters: a pure function of (params, x, y, key), for tuning.
 
         Args:
@@ -89,9 +93,14 @@ class Loss:
             random one ((4, 4) is no shift); may be traced.
           tuning: the reference's training mode (Watson-DFT: phase of the four real bins active and
             dropout(0.5) on the per-coefficient terms). Off for evaluation and for training generators.
+          elementwise: return the per-element terms whose sum over an image is its distance, NHWC,
+            instead of the reduction (L1, L2, Adaptive: the reference's reduction='none' output).
         """
         c = self.config
         metric = c.metric
+        if elementwise and metric.elementwise is None:
+            with_maps = ", ".join(m.name for m in registry.METRICS if m.elementwise is not None)
+            raise OptionError(f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}.")
         channels = (3,) if c.colorspace == "rgb" else (1, 3)
         x, y = check_images(x, y, channels=channels, loss_name=metric.name, blocks=metric.blocks)
         if shift is not None:
@@ -120,7 +129,10 @@ class Loss:
             offset = blocks.random_offset(shift_key) if shift is None else shift
             x, y = blocks.shift(x, offset), blocks.shift(y, offset)
 
-        per_image = metric.distance(params, x, y, luminance=c.luminance, tuning=tuning, key=dropout_key)
+        options = dict(luminance=c.luminance, tuning=tuning, key=dropout_key, constants=self.constants)
+        if elementwise:
+            return metric.elementwise(params, x, y, **options)
+        per_image = metric.distance(params, x, y, **options)
         if c.reduction == "none":
             return per_image
         return jnp.sum(per_image) if c.reduction == "sum" else jnp.mean(per_image)
@@ -146,13 +158,12 @@ class LossProvider:
           reduction: 'none' → one distance per image (N,); 'sum' → their sum; 'mean' → their mean.
           deterministic: False (default) applies the Watson losses' random 8-pixel shift and needs a key.
           pretrained: load the converted 2AFC-tuned weights (Watson losses), else the initial parameters.
-          image_size: (C, H, W) for losses whose parameters depend on the image size (Adaptive); unused by
-            the losses available now.
+          image_size: (C, H, W) of the images, for the Adaptive loss, whose parameters are per dimension
+            (default and pretrained: (3, 64, 64)); unused by the other losses.
           luminance: 'image' (each image's own mean luminance; no coupling between the images of a batch)
             or 'batch' (the reference's batch-wide mean).
           weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
         """
-        del image_size  # only the Adaptive loss (a later issue) depends on it
         metric = registry.lookup(name)
         colorspace = registry.canonical_colorspace(colorspace)
         config = LossConfig(
@@ -160,7 +171,16 @@ class LossProvider:
             reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
             deterministic=bool(deterministic),
             luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"))
-        params = metric.init_params(colorspace)
+        constants = {}
+        if metric.name == "Adaptive":
+            image_size = adaptive.normalise_image_size(image_size)
+            if pretrained and image_size != adaptive.PRETRAINED_SIZE:
+                raise OptionError(
+                    f"the pretrained Adaptive weights exist for images of size {adaptive.PRETRAINED_SIZE} "
+                    f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes.")
+            table = partition.table(weights_dir)
+            constants = {"log_partition": {k: jnp.asarray(table[k]) for k in ("values", "tangents")}}
+        params = metric.init_params(colorspace, image_size)
         if pretrained and metric.weights_stem is not None:
             params = weights.load_pretrained(metric.weights_stem, colorspace, params, weights_dir)
-        return Loss(jax.tree.map(jnp.asarray, params), config)
+        return Loss(jax.tree.map(jnp.asarray, params), config, constants)

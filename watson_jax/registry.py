@@ -11,15 +11,30 @@ import functools
 from typing import Callable, Optional
 
 from .errors import OptionError
-from .losses import pixel, ssim, watson
+from .losses import adaptive, pixel, ssim, watson
 
 
 def _without_options(fn):
-    """Adapt a distance that takes no options to the common signature."""
+    """Adapt a distance (or map) that takes no options to the common signature."""
     @functools.wraps(fn)
     def distance(params, x, y, **_options):
         return fn(params, x, y)
     return distance
+
+
+def _without_constants(fn):
+    """Adapt a distance that uses no constants to the common signature."""
+    return lambda params, x, y, *, constants=None, **options: fn(params, x, y, **options)
+
+
+def _without_image_size(fn):
+    """Adapt an ``init_params(colorspace)`` to the common ``init_params(colorspace, image_size)``."""
+    return lambda colorspace, image_size=None: fn(colorspace)
+
+
+def _adaptive(fn):
+    """The Adaptive loss reads its log-partition table from the loss's constants."""
+    return lambda params, x, y, *, constants, **_options: fn(params, x, y, table=constants["log_partition"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,9 +44,13 @@ class Metric:
     Attributes:
       name: canonical name, e.g. 'Watson-DFT'.
       aliases: other accepted names (the reference's).
-      init_params: colorspace ('rgb' | 'grey') → initial parameter pytree (numpy float32 leaves).
-      distance: (params, x, y, *, luminance, tuning, key) → (N,), x and y NHWC, already colour-checked.
+      init_params: (colorspace ('rgb' | 'grey'), image_size) → initial parameter pytree (numpy float32).
+      distance: (params, x, y, *, luminance, tuning, key, constants) → (N,), x and y NHWC, already
+        colour-checked; ``constants`` are the loss's non-trainable arrays (e.g. a lookup table).
+      elementwise: the same signature → the per-element terms whose sum is the distance, NHWC, for
+        losses that have them (the reference's 'none' output of L1, L2 and Adaptive).
       weights_stem: converted weights live in '<stem>_{rgb,gray}.npz'; None for parameter-free losses.
+      sized: the parameters depend on the image size (built for one ``image_size``).
       blocks: H and W must be multiples of 8.
       random_shift: deterministic=False applies the random 8-pixel shift (needs a key).
       tuning_dropout: tuning mode draws a dropout mask (needs a key).
@@ -42,7 +61,9 @@ class Metric:
     aliases: tuple[str, ...] = ()
     init_params: Optional[Callable[[str], dict]] = None
     distance: Optional[Callable] = None
+    elementwise: Optional[Callable] = None
     weights_stem: Optional[str] = None
+    sized: bool = False
     blocks: bool = False
     random_shift: bool = False
     tuning_dropout: bool = False
@@ -50,18 +71,22 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("L1", init_params=lambda cs: pixel.init_params(), distance=_without_options(pixel.l1_distance)),
-    Metric("L2", init_params=lambda cs: pixel.init_params(), distance=_without_options(pixel.l2_distance)),
-    Metric("SSIM", init_params=lambda cs: ssim.init_params(), distance=_without_options(ssim.distance)),
+    Metric("L1", init_params=_without_image_size(lambda cs: pixel.init_params()),
+           distance=_without_options(pixel.l1_distance), elementwise=_without_options(pixel.l1_map)),
+    Metric("L2", init_params=_without_image_size(lambda cs: pixel.init_params()),
+           distance=_without_options(pixel.l2_distance), elementwise=_without_options(pixel.l2_map)),
+    Metric("SSIM", init_params=_without_image_size(lambda cs: ssim.init_params()),
+           distance=_without_options(ssim.distance)),
     Metric("Watson-DCT", aliases=("Watson",),
-           init_params=functools.partial(watson.init_params, "dct"),
-           distance=functools.partial(watson.distance, transform="dct"),
+           init_params=_without_image_size(functools.partial(watson.init_params, "dct")),
+           distance=_without_constants(functools.partial(watson.distance, transform="dct")),
            weights_stem="watson_dct", blocks=True, random_shift=True),
     Metric("Watson-DFT", aliases=("Watson-FFT",),
-           init_params=functools.partial(watson.init_params, "dft"),
-           distance=functools.partial(watson.distance, transform="dft"),
+           init_params=_without_image_size(functools.partial(watson.init_params, "dft")),
+           distance=_without_constants(functools.partial(watson.distance, transform="dft")),
            weights_stem="watson_dft", blocks=True, random_shift=True, tuning_dropout=True),
-    Metric("Adaptive", planned="the Adaptive issue (#3)"),
+    Metric("Adaptive", init_params=adaptive.init_params, distance=_adaptive(adaptive.distance),
+           elementwise=_adaptive(adaptive.nll_map), weights_stem="adaptive", sized=True),
     Metric("Deeploss-VGG", planned="the Deeploss issue (#4)"),
     Metric("Deeploss-Squeeze", planned="the Deeploss issue (#4)"),
 )

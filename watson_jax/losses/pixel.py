@@ -12,13 +12,23 @@ def init_params() -> dict:
     return {}
 
 
-def l1_distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
-    """Σ_{h,w,c} |x − y| per image, NHWC → (N,). The derivative of |·| at 0 is 0."""
+def l1_map(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """|x − y| elementwise; the derivative of |·| at 0 is 0."""
     del params
-    return jnp.sum(abs_(x - y), axis=(1, 2, 3))
+    return abs_(x - y)
+
+
+def l2_map(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """(x − y)² elementwise."""
+    del params
+    return jnp.square(x - y)
+
+
+def l1_distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Σ_{h,w,c} |x − y| per image, NHWC → (N,)."""
+    return jnp.sum(l1_map(params, x, y), axis=(1, 2, 3))
 
 
 def l2_distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     """Σ_{h,w,c} (x − y)² per image, NHWC → (N,)."""
-    del params
-    return jnp.sum(jnp.square(x - y), axis=(1, 2, 3))
+    return jnp.sum(l2_map(params, x, y), axis=(1, 2, 3))
