@@ -9,7 +9,7 @@ import watson_jax
 from watson_jax import InputError
 from watson_jax import torch as wtorch
 
-NAMES = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]
+NAMES = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT", "Adaptive"]
 
 
 def tensors(n=2, c=3, h=16, w=24, seed=0):
@@ -20,7 +20,8 @@ def tensors(n=2, c=3, h=16, w=24, seed=0):
 @pytest.mark.parametrize("reduction", ["sum", "none"])
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_and_backward_match_the_torch_implementation(name, reduction, converted_weights):
-    kw = dict(colorspace="RGB", reduction=reduction, deterministic=True, weights_dir=converted_weights)
+    kw = dict(colorspace="RGB", reduction=reduction, deterministic=True, weights_dir=converted_weights,
+              image_size=(3, 16, 24), pretrained=name != "Adaptive")   # Adaptive's weights are for 64×64
     bridged = wtorch.from_jax(watson_jax.LossProvider().get_loss_function(name, **kw))
     reference = wtorch.LossProvider().get_loss_function(name, **kw)
     x, y = tensors()

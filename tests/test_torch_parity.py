@@ -3,6 +3,7 @@
 The same cases, rules and tolerances as test_parity.py (the JAX side), on NCHW torch tensors: float32
 values and input gradients, 'image' luminance against each pair alone, the initial Watson parameters, the
 64 shift offsets, float64. Plus the Watson modules' state-dict layout against the reference weight files.
+Adaptive has its own section (map-valued, per image size, its own state-dict layout).
 """
 
 import numpy as np
@@ -14,6 +15,10 @@ from helpers import ORIGINAL_WEIGHTS, load_golden, nhwc, rel_l2  # noqa: E402
 from test_parity import (CASES, F64_RTOL, PER_IMAGE_CASES, SHIFT_RTOL, VALUE_RTOL,  # noqa: E402
                          VALUE_RTOL_INIT, WATSON_CASES, batch_reduction, check_gradients, check_values,
                          expected_per_image)
+
+# Adaptive is tested in its own section below (image size per file, maps), not by the generic tests.
+CASES, PER_IMAGE_CASES, WATSON_CASES = ([c for c in cases if c[1] != "Adaptive"]
+                                        for cases in (CASES, PER_IMAGE_CASES, WATSON_CASES))
 from watson_jax import LossProvider as JaxLossProvider  # noqa: E402
 from watson_jax import InputError, InputTypeError, OptionError, WeightsError  # noqa: E402
 from watson_jax.torch import LossProvider  # noqa: E402
@@ -183,11 +188,13 @@ def test_load_reference_refuses_other_files(tmp_path):
 
 def test_constants_equal_the_jax_ones():
     from watson_jax import blocks
-    from watson_jax.losses import ssim
-    from watson_jax.torch import blocks as torch_blocks, ssim as torch_ssim
+    from watson_jax.losses import adaptive, ssim
+    from watson_jax.torch import adaptive as torch_adaptive, blocks as torch_blocks, ssim as torch_ssim
 
     np.testing.assert_array_equal(torch_ssim.gaussian_window(), ssim.gaussian_window())
     np.testing.assert_array_equal(torch_blocks.dct_matrix(), blocks.dct_matrix())
+    for n in (3, 48, 64):   # both float64 from the same formula (torch.cos vs np.cos: last-bit differences)
+        np.testing.assert_allclose(torch_adaptive.dct_matrix(n).numpy(), adaptive._dct_matrix(n), rtol=0, atol=1e-15)
 
 
 # -- modes and errors -----------------------------------------------------------------------------------
@@ -266,3 +273,175 @@ def test_shift_is_for_watson_only():
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(OptionError, match="Watson losses only"):
         PROVIDER.get_loss_function("SSIM")(x, x, shift=(4, 4))
+
+
+# -- Adaptive (SPEC §7): maps, image sizes, the reference's state-dict layout ----------------------------
+# Tolerances (golden README): values rtol 1e-5; maps and gradients max |Δ| ≤ 1e-5·max |ref|; float64 rtol 1e-6.
+# The weights folder is the converter's output (conftest), which also holds Barron's log-partition table, so
+# no test here computes the table (~25 s).
+
+ADAPTIVE_FILES = ["adaptive_rgb", "adaptive_la", "adaptive_rgb_48x80", "adaptive_la_48x80"]
+ADAPTIVE_REFERENCE = {"RGB": "rgb_adaptive_trial0.pth", "LA": "gray_adaptive_trial0.pth"}
+ADAPTIVE_RTOL = 1e-5
+
+
+def build_adaptive(golden, *, pretrained, weights_dir, reduction="sum"):
+    size = tuple(int(s) for s in golden["image_size"])
+    if str(golden["colorspace"]) == "LA":
+        size = (1, *size[1:])   # C = 1 is accepted and means the same (grey replicated to 3 channels)
+    return PROVIDER.get_loss_function("Adaptive", str(golden["colorspace"]), reduction=reduction,
+                                      pretrained=pretrained, image_size=size, weights_dir=weights_dir)
+
+
+def adaptive_settings(golden):
+    """(key suffix, pretrained): trained weights exist for 3×64×64 only."""
+    return [("", True)] * bool(golden["pretrained_available"]) + [("_init", False)]
+
+
+def assert_close_to_max(got, want, rel=ADAPTIVE_RTOL):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= rel * np.max(np.abs(want))
+
+
+@pytest.mark.parametrize("golden_name", ADAPTIVE_FILES)
+def test_adaptive_float32(golden_name, converted_weights):
+    """Pretrained (where available) and initial parameters: 'sum' value, input gradient, the map
+    (elementwise=True, the reference's 'none' output) and 'none' (the map summed per image)."""
+    g = load_golden(golden_name)
+    x, y = tensors(g)
+    for suffix, pretrained in adaptive_settings(g):
+        loss = build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights)
+        assert all(p.requires_grad != pretrained for p in loss.parameters())   # pretrained comes frozen
+        value, grad = value_and_grad(loss, x, y)
+        assert value.dtype == np.float32
+        np.testing.assert_allclose(value, g[f"value_sum{suffix}"], rtol=ADAPTIVE_RTOL)
+        assert_close_to_max(grad, g[f"grad_input{suffix}"])
+        i = int(g["identical_pair_index"])
+        if i >= 0:
+            assert np.all(grad[i] == 0)   # the NLL's derivative at v = 0 is exactly 0
+
+        with torch.no_grad():
+            nll_map = loss(x, y, elementwise=True).numpy()
+        assert nll_map.shape == (len(x), 3, *x.shape[2:])   # grey: 3 replicated channels
+        assert_close_to_max(nll_map, g[f"value_none{suffix}"])
+
+        per_image = forward(build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights,
+                                           reduction="none"), x, y)
+        assert per_image.shape == (len(x),)
+        # Per image the sums over C are far from 0 (README), so a relative tolerance applies.
+        np.testing.assert_allclose(per_image, g[f"value_none_sum_hw{suffix}"].sum(axis=1), rtol=ADAPTIVE_RTOL)
+
+
+@pytest.mark.parametrize("golden_name", ADAPTIVE_FILES)
+def test_adaptive_float64(golden_name, converted_weights):
+    """float64 inputs compute in float64 (float32 parameters widened, float64 table): rtol 1e-6."""
+    g = load_golden(golden_name)
+    x, y = tensors(g, torch.float64)
+    for suffix, pretrained in adaptive_settings(g):
+        value, grad = value_and_grad(build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights), x, y)
+        assert value.dtype == np.float64 and grad.dtype == np.float64
+        np.testing.assert_allclose(value, g[f"value_sum{suffix}_f64"], rtol=F64_RTOL)
+
+
+@pytest.mark.parametrize("colorspace", list(ADAPTIVE_REFERENCE))
+def test_adaptive_state_dict_is_the_reference_layout(colorspace, converted_weights):
+    path = ORIGINAL_WEIGHTS / ADAPTIVE_REFERENCE[colorspace]
+    reference = torch.load(path, map_location="cpu", weights_only=True)
+    loss = PROVIDER.get_loss_function("Adaptive", colorspace, pretrained=False, weights_dir=converted_weights)
+    state = loss.state_dict()
+    assert list(state) == list(reference) == [".robust_loss.adaptive_lossfun.latent_alpha",
+                                              ".robust_loss.adaptive_lossfun.latent_scale"]
+    for key, value in reference.items():
+        assert (state[key].shape, state[key].dtype) == (value.shape, value.dtype), key
+    assert [name for name, _ in loss.named_parameters()] == ["latent_alpha", "latent_scale"]
+
+    # Strict loading of the reference file gives the golden pretrained values ...
+    loss.load_state_dict(reference, strict=True)
+    g = load_golden("adaptive_" + colorspace.lower())
+    np.testing.assert_allclose(forward(loss, *tensors(g)), g["value_sum"], rtol=ADAPTIVE_RTOL)
+    assert all(torch.equal(v, reference[k]) for k, v in loss.state_dict().items())
+    # ... the pretrained module built from the converted weights holds exactly the reference tensors ...
+    pretrained = PROVIDER.get_loss_function("Adaptive", colorspace, weights_dir=converted_weights)
+    for key, value in pretrained.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+    # ... and so does one loaded with load_reference, whose parameters in watson_jax's layout are the JAX loss's.
+    fresh = PROVIDER.get_loss_function("Adaptive", colorspace, pretrained=False,
+                                       weights_dir=converted_weights).load_reference(path)
+    assert all(torch.equal(v, reference[k]) for k, v in fresh.state_dict().items())
+    jax_loss = JaxLossProvider().get_loss_function("Adaptive", colorspace, weights_dir=converted_weights)
+    ours, theirs = flatten(fresh.jax_params()), flatten(jax_loss.params)
+    assert sorted(ours) == sorted(theirs) == ["latent_alpha", "latent_scale"]
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], np.asarray(theirs[key]), err_msg=key)
+
+    # The internal parameter names are not the file layout: a strict load reports them.
+    internal = {"latent_alpha": reference[".robust_loss.adaptive_lossfun.latent_alpha"],
+                "latent_scale": reference[".robust_loss.adaptive_lossfun.latent_scale"]}
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*\.robust_loss\.adaptive_lossfun\.latent_alpha"):
+        loss.load_state_dict(internal, strict=True)
+    # Nested in another module, the keys get the usual prefix (and load back).
+    outer = torch.nn.ModuleDict({"loss": fresh})
+    assert list(outer.state_dict()) == ["loss." + k for k in reference]
+    outer.load_state_dict(outer.state_dict(), strict=True)
+
+
+def test_adaptive_load_reference_refuses_other_files(converted_weights):
+    loss = PROVIDER.get_loss_function("Adaptive", "LA", pretrained=False, weights_dir=converted_weights)
+    with pytest.raises(WeightsError, match="missing keys"):
+        loss.load_reference(ORIGINAL_WEIGHTS / "gray_watson_dct_trial0.pth")
+    other_size = PROVIDER.get_loss_function("Adaptive", "RGB", pretrained=False, image_size=(3, 48, 80),
+                                            weights_dir=converted_weights)
+    with pytest.raises(WeightsError, match="shape"):
+        other_size.load_reference(ORIGINAL_WEIGHTS / "rgb_adaptive_trial0.pth")
+
+
+def test_adaptive_image_size_rules(converted_weights):
+    kw = dict(weights_dir=converted_weights)
+    with pytest.raises(OptionError, match="pretrained Adaptive weights exist for images of size"):
+        PROVIDER.get_loss_function("Adaptive", image_size=(3, 48, 80), **kw)
+    with pytest.raises(InputError, match="image_size"):
+        PROVIDER.get_loss_function("Adaptive", pretrained=False, image_size=(2, 64, 64), **kw)
+    loss = PROVIDER.get_loss_function("Adaptive", pretrained=False, **kw)   # default: (3, 64, 64)
+    assert loss.image_size == (3, 64, 64) and loss.latent_alpha.shape == (1, 3 * 64 * 64)
+    x = torch.rand(1, 3, 48, 80)
+    with pytest.raises(InputError, match=r"image_size=\(3, 48, 80\)"):
+        loss(x, x)
+    with pytest.raises(InputError, match="image_size"):
+        loss(x, x, elementwise=True)
+
+
+def test_adaptive_modes(converted_weights):
+    """Reductions, greyscale conversion of 3 channels, symmetry in its arguments, tunable parameters."""
+    g = load_golden("adaptive_rgb")
+    x, y = tensors(g)
+    build_with = lambda **kw: PROVIDER.get_loss_function("Adaptive", weights_dir=converted_weights, **kw)  # noqa: E731
+    per_image = forward(build_with(reduction="none"), x, y)
+    for reduction, expected in (("sum", per_image.sum()), ("mean", per_image.mean())):
+        np.testing.assert_allclose(forward(build_with(reduction=reduction), x, y), expected, rtol=1e-6)
+    # The NLL is even in x − y: swapping the arguments changes nothing, bit for bit.
+    np.testing.assert_array_equal(forward(build_with(reduction="none"), y, x), per_image)
+
+    grey_loss = build_with(colorspace="LA", reduction="none")
+    grey = lambda t: (t[:, 0:1] * 0.3 + t[:, 1:2] * 0.59) + t[:, 2:3] * 0.11  # noqa: E731
+    np.testing.assert_array_equal(forward(grey_loss, x, y), forward(grey_loss, grey(x), grey(y)))
+
+    loss = build_with(pretrained=False)
+    loss(x, y).backward()
+    for key, p in loss.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, key
+
+
+def test_elementwise_maps_of_the_other_losses():
+    """elementwise=True: |x − y| and (x − y)² maps (the reference's 'none'); an OptionError elsewhere."""
+    for name, stem in (("L1", "l1"), ("L2", "l2")):
+        for cs in ("rgb", "la"):
+            g = load_golden(f"{stem}_{cs}")
+            loss = PROVIDER.get_loss_function(name, str(g["colorspace"]))
+            with torch.no_grad():
+                got = loss(*tensors(g), elementwise=True).numpy()
+            np.testing.assert_allclose(got, g["value_none"], rtol=1e-6, atol=1e-6)
+    x = torch.rand(1, 3, 16, 16)
+    for name in ("SSIM", "Watson-DCT", "Watson-DFT"):
+        with pytest.raises(OptionError, match="no elementwise terms"):
+            PROVIDER.get_loss_function(name, pretrained=False, deterministic=True)(x, x, elementwise=True)

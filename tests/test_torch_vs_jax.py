@@ -7,6 +7,8 @@ Both sides compute in float64, where the two independent implementations must ag
 JAX runs op by op here (no jit), so new shapes cost no compilation of whole programs.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,18 +17,25 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watson_jax import Loss
+from helpers import ORIGINAL_WEIGHTS
+from watson_jax import Loss, partition
 from watson_jax.provider import LossConfig
 from watson_jax import registry
 from watson_jax import torch as wtorch
 
-NAMES = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]
+NAMES = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT", "Adaptive"]
 # (N, H, W): one image or two, square and non-square. A few shapes only: op-by-op JAX compiles each
 # primitive once per shape, and that, not the arithmetic, is the cost of this test.
 SHAPES = st.sampled_from([(1, 8, 16), (2, 16, 8), (2, 24, 16)])
 
 
-def random_params(metric, colorspace, rng):
+@functools.lru_cache(maxsize=None)
+def log_partition_table():
+    """Barron's table (the library's own agrees with it; tests/test_adaptive.py)."""
+    return partition.read_table(ORIGINAL_WEIGHTS / "partition_spline.npz")
+
+
+def random_params(metric, colorspace, image_size, rng):
     """The initial parameters, perturbed (β kept positive)."""
     def perturb(tree):
         out = {}
@@ -38,10 +47,12 @@ def random_params(metric, colorspace, rng):
             else:
                 out[k] = (v + rng.normal(0, 0.3, np.shape(v))).astype(np.float32)
         return out
-    return perturb(metric.init_params(colorspace))
+    return perturb(metric.init_params(colorspace, image_size))
 
 
-def torch_loss(config, params):
+def torch_loss(config, params, image_size):
+    if config.name == "Adaptive":
+        return wtorch.Adaptive(config, image_size, params, log_partition_table()).double().eval()
     if config.name.startswith("Watson"):
         return wtorch.Watson(config.name[-3:].lower(), config, params).double().eval()
     return {"L1": wtorch.L1, "L2": wtorch.L2, "SSIM": wtorch.SSIM}[config.name](config).eval()
@@ -58,20 +69,24 @@ def test_jax_equals_torch(name, shape, colorspace, luminance, reduction, shift, 
     cs, channels = ("rgb", 3) if colorspace == "RGB" else ("grey", int(colorspace[-1]))
     config = LossConfig(name=name, colorspace=cs, reduction=reduction, deterministic=True, luminance=luminance)
     rng = np.random.default_rng(seed)
-    params = random_params(metric, cs, rng)
+    image_size = (3, h, w)
+    params = random_params(metric, cs, image_size, rng)
     x = rng.uniform(size=(n, h, w, channels))
     y = rng.uniform(size=(n, h, w, channels))
     kw = {"shift": shift} if metric.random_shift else {}
 
     with jax.enable_x64(True):
-        jax_loss = Loss(jax.tree.map(jnp.asarray, params), config)
+        constants = {}
+        if metric.sized:
+            constants = {"log_partition": {k: jnp.asarray(log_partition_table()[k]) for k in ("values", "tangents")}}
+        jax_loss = Loss(jax.tree.map(jnp.asarray, params), config, constants)
         cotangent = np.linspace(0.5, 1.5, n) if reduction == "none" else 1.0
         value, vjp = jax.vjp(lambda a, b: jax_loss(a, b, **kw), jnp.asarray(x), jnp.asarray(y))
         gx, gy = vjp(jnp.asarray(cotangent, jnp.float64))
 
     tx = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
     ty = torch.tensor(y.transpose(0, 3, 1, 2), requires_grad=True)
-    tvalue = torch_loss(config, params)(tx, ty, **kw)
+    tvalue = torch_loss(config, params, image_size)(tx, ty, **kw)
     (tvalue * torch.as_tensor(cotangent, dtype=torch.float64)).sum().backward()
 
     assert value.dtype == jnp.float64 and tvalue.dtype == torch.float64

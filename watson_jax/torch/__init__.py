@@ -6,8 +6,9 @@ reference.
     d = loss(x, y)          # x: input, y: target (masking reference), NCHW in [0, 1]
 
 Names, options and semantics are those of :class:`watson_jax.LossProvider` (per-image luminance by
-default, reductions over images, greyscale conversion of 3 channels, clear input errors); the Watson
-modules' state dicts have the reference's layout, so the original ``*_trial0.pth`` files load strictly.
+default, reductions over images, greyscale conversion of 3 channels, clear input errors,
+``elementwise=True`` maps of L1, L2 and Adaptive); the Watson and Adaptive modules' state dicts have the
+reference's layout, so the original ``*_trial0.pth`` files load strictly.
 Only this subpackage imports torch.
 """
 
@@ -17,6 +18,7 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
     raise ImportError("watson_jax.torch needs PyTorch: pip install torch (or the project's 'torch' extra); "
                       "the JAX losses in watson_jax do not.") from _err
 
+from .adaptive import Adaptive
 from .base import Loss
 from .bridge import JaxLoss, from_jax
 from .pixel import L1, L2
@@ -24,4 +26,5 @@ from .provider import LossProvider
 from .ssim import SSIM
 from .watson import Watson, WatsonChannel
 
-__all__ = ["LossProvider", "Loss", "JaxLoss", "from_jax", "L1", "L2", "SSIM", "Watson", "WatsonChannel"]
+__all__ = ["LossProvider", "Loss", "JaxLoss", "from_jax", "L1", "L2", "SSIM", "Watson", "WatsonChannel",
+           "Adaptive"]

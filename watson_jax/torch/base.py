@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .. import registry
 from ..errors import OptionError
 from ..provider import LossConfig
 from . import blocks
@@ -22,7 +23,8 @@ class Loss(nn.Module):
     greyscale. The result is one distance per image, shape (N,), for reduction 'none', else their sum or
     their mean over images.
 
-    Subclasses implement :meth:`distance` on the checked, converted and shifted images.
+    Subclasses implement :meth:`distance` on the checked, converted and shifted images (and
+    :meth:`elementwise_map` where the loss is a sum of per-element terms).
 
     Dtype: the loss computes in float32 promoted with the dtypes of the inputs and of the module's
     parameters, i.e. float32 for float16/bfloat16/float32 inputs, float64 when an input is float64 or the
@@ -64,7 +66,7 @@ class Loss(nn.Module):
         return None
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, generator: Optional[torch.Generator] = None,
-                *, shift=None) -> torch.Tensor:
+                *, shift=None, elementwise: bool = False) -> torch.Tensor:
         """The distance of ``input`` to ``target``, reduced over images.
 
         Args:
@@ -73,9 +75,15 @@ class Loss(nn.Module):
             for the Watson-DFT dropout in training mode; None draws from torch's global RNG.
           shift: an explicit offset (sx, sy) in {0..7}² for the Watson losses, used instead of a random
             one ((4, 4) is no shift); sx moves along H, sy along W. Watson losses only (OptionError otherwise).
+          elementwise: return the per-element terms whose sum over an image is its distance, NCHW, instead
+            of the reduction: |x − y| (L1), (x − y)² (L2), the NLL terms (N, 3, H, W) (Adaptive) — the
+            reference's reduction='none' output. OptionError for the other losses.
         """
         c = self.config
         metric = c.metric
+        if elementwise and metric.elementwise is None:
+            with_maps = ", ".join(m.name for m in registry.METRICS if m.elementwise is not None)
+            raise OptionError(f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}.")
         channels = (3,) if c.colorspace == "rgb" else (1, 3)
         check_images(input, target, channels=channels, loss_name=metric.name, blocks=metric.blocks,
                      device=self._device())
@@ -92,6 +100,8 @@ class Loss(nn.Module):
             offset = blocks.random_offset(generator) if shift is None else shift
             x, y = blocks.shift(x, offset), blocks.shift(y, offset)
 
+        if elementwise:
+            return self.elementwise_map(x, y, generator=generator)
         per_image = self.distance(x, y, generator=generator)
         if c.reduction == "none":
             return per_image
@@ -100,4 +110,10 @@ class Loss(nn.Module):
     def distance(self, x: torch.Tensor, y: torch.Tensor, *, generator: Optional[torch.Generator] = None
                  ) -> torch.Tensor:
         """One distance per image, (N,), of NCHW tensors already checked, converted and shifted."""
+        raise NotImplementedError
+
+    def elementwise_map(self, x: torch.Tensor, y: torch.Tensor, *,
+                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The per-element terms whose sum over an image is its distance, NCHW, for the losses that have them
+        (the registry's ``Metric.elementwise``); same inputs as :meth:`distance`."""
         raise NotImplementedError

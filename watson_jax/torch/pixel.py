@@ -1,4 +1,5 @@
-"""Pixel losses (SPEC §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements."""
+"""Pixel losses (SPEC §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements
+(``elementwise=True``: the terms |x − y| and (x − y)² themselves, NCHW)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from .base import Loss
 class L1(Loss):
     """L1 distance of each image pair: Σ_{c,h,w} |x − y|, (N,). The derivative of |·| at 0 is 0."""
 
+    def elementwise_map(self, x, y, *, generator=None):
+        return torch.abs(x - y)
+
     def distance(self, x, y, *, generator=None):
-        return torch.abs(x - y).sum(dim=(1, 2, 3))
+        return self.elementwise_map(x, y).sum(dim=(1, 2, 3))
 
 
 class L2(Loss):
     """L2 distance of each image pair: Σ_{c,h,w} (x − y)², (N,) (the squared error, no square root)."""
 
+    def elementwise_map(self, x, y, *, generator=None):
+        return torch.square(x - y)
+
     def distance(self, x, y, *, generator=None):
-        return torch.square(x - y).sum(dim=(1, 2, 3))
+        return self.elementwise_map(x, y).sum(dim=(1, 2, 3))

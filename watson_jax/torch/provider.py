@@ -3,23 +3,26 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
-from .. import registry, weights
+from .. import partition, registry, weights
+from ..errors import OptionError
+from ..losses import adaptive
 from ..provider import LossConfig
+from .adaptive import Adaptive
 from .base import Loss
 from .pixel import L1, L2
 from .ssim import SSIM
 from .watson import Watson
 
-#: canonical name → (config, params) → module
+#: canonical name → (config, params, image_size, table) → module
 _BUILDERS = {
-    "L1": lambda config, params: L1(config),
-    "L2": lambda config, params: L2(config),
-    "SSIM": lambda config, params: SSIM(config),
-    "Watson-DCT": functools.partial(Watson, "dct"),
-    "Watson-DFT": functools.partial(Watson, "dft"),
+    "L1": lambda config, params, image_size, table: L1(config),
+    "L2": lambda config, params, image_size, table: L2(config),
+    "SSIM": lambda config, params, image_size, table: SSIM(config),
+    "Watson-DCT": lambda config, params, image_size, table: Watson("dct", config, params),
+    "Watson-DFT": lambda config, params, image_size, table: Watson("dft", config, params),
+    "Adaptive": lambda config, params, image_size, table: Adaptive(config, image_size, params, table),
 }
 
 
@@ -38,23 +41,26 @@ class LossProvider:
         """Build a loss as a ``torch.nn.Module`` in evaluation mode, on the CPU, float32.
 
         Args:
-          name: 'L1', 'L2', 'SSIM', 'Watson-DCT' ('Watson'), 'Watson-DFT' ('Watson-FFT'); case-insensitive.
+          name: 'L1', 'L2', 'SSIM', 'Watson-DCT' ('Watson'), 'Watson-DFT' ('Watson-FFT'), 'Adaptive';
+            case-insensitive.
           colorspace: 'RGB', or greyscale: 'LA', 'L', 'grey', 'gray', 'greyscale' (case-insensitive).
           reduction: 'none' → one distance per image (N,); 'sum' → their sum; 'mean' → their mean.
           deterministic: False (default) applies the Watson losses' random 8-pixel shift, drawn from the
             call's ``generator`` (or torch's global RNG).
-          pretrained: load the converted 2AFC-tuned weights (Watson losses; the same ``.npz`` files the JAX
-            losses use) and freeze them (``requires_grad=False``, as the reference does); else the
-            trainable initial parameters.
-          image_size: (C, H, W) for losses whose parameters depend on the image size (Adaptive); unused by
-            the losses available now.
+          pretrained: load the converted 2AFC-tuned weights (Watson and Adaptive losses; the same ``.npz``
+            files the JAX losses use) and freeze them (``requires_grad=False``, as the reference does); else
+            the trainable initial parameters.
+          image_size: (C, H, W) of the images, for the Adaptive loss, whose parameters are per dimension
+            (default and pretrained: (3, 64, 64); OptionError for pretrained=True with another size); unused
+            by the other losses.
           luminance: 'image' (each image's own mean luminance) or 'batch' (the reference's batch-wide mean).
           weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
+            The Adaptive loss also reads its log-partition table from there
+            (:func:`watson_jax.partition.table`: computed on first use, ~25 s, and saved there).
 
         The module's ``train()`` mode is the reference's tuning mode (Watson-DFT: phase of the four real DFT
         bins active, dropout 0.5 on the per-coefficient terms); it is returned in ``eval()`` mode.
         """
-        del image_size  # only the Adaptive loss (a later issue) depends on it
         metric = registry.lookup(name)
         config = LossConfig(
             name=metric.name, colorspace=registry.canonical_colorspace(colorspace),
@@ -64,10 +70,18 @@ class LossProvider:
         if metric.name not in _BUILDERS:
             raise NotImplementedError(f"'{metric.name}' is not implemented in watson_jax.torch yet; available: "
                                       f"{', '.join(self.available())}.")
-        params = metric.init_params(config.colorspace)
+        table = None
+        if metric.name == "Adaptive":
+            image_size = adaptive.normalise_image_size(image_size)
+            if pretrained and image_size != adaptive.PRETRAINED_SIZE:
+                raise OptionError(
+                    f"the pretrained Adaptive weights exist for images of size {adaptive.PRETRAINED_SIZE} "
+                    f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes.")
+            table = partition.table(weights_dir)
+        params = metric.init_params(config.colorspace, image_size)
         if pretrained and metric.weights_stem is not None:
             params = weights.load_pretrained(metric.weights_stem, config.colorspace, params, weights_dir)
-        loss = _BUILDERS[metric.name](config, params)
+        loss = _BUILDERS[metric.name](config, params, image_size, table)
         if pretrained:
             loss.requires_grad_(False)
         return loss.eval()
