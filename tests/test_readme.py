@@ -22,7 +22,7 @@ def test_python_example_runs(index, converted_weights, monkeypatch):
 
 def test_ci_runs_the_readme_test_command():
     bash_blocks = "\n".join(re.findall(r"```bash\n(.*?)```", README, flags=re.S))
-    command = "python -m pytest -q tests"
+    command = "python -m pytest -q -n 2 tests"
     assert command in bash_blocks
     assert command in (REPO / ".ci" / "run").read_text()
     assert "pip install torch==2.13.0" in bash_blocks

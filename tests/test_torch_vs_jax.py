@@ -26,7 +26,7 @@ from watson_jax import torch as wtorch
 NAMES = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT", "Adaptive"]
 # (N, H, W): one image or two, square and non-square. A few shapes only: op-by-op JAX compiles each
 # primitive once per shape, and that, not the arithmetic, is the cost of this test.
-SHAPES = st.sampled_from([(1, 8, 16), (2, 16, 8), (2, 24, 16)])
+SHAPES = st.sampled_from([(1, 8, 16), (2, 24, 8)])
 
 
 @functools.lru_cache(maxsize=None)
