@@ -136,3 +136,18 @@ def test_untrained_parameters_are_alpha_1_scale_1(converted_weights):
     alpha, scale = adaptive.alpha_and_scale(loss.params)
     np.testing.assert_allclose(alpha, 1.0, atol=1e-6)
     np.testing.assert_allclose(scale, 1.0, atol=1e-6)
+
+
+def test_the_table_is_a_constant_not_a_parameter(converted_weights):
+    """Only the latents are leaves of the loss pytree: gradients and optimiser updates never touch log Z."""
+    loss = PROVIDER.get_loss_function("Adaptive", weights_dir=converted_weights)
+    leaves = jax.tree.leaves(loss)
+    assert len(leaves) == 2 and all(leaf.shape == (1, 3 * 64 * 64) for leaf in leaves)
+
+
+def test_a_corrupt_table_file_is_a_clear_error(tmp_path):
+    from watson_jax import WeightsError
+    good = ORIGINAL_WEIGHTS / "partition_spline.npz"
+    (tmp_path / partition.TABLE_FILE).write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="not a valid log-partition table.*delete it"):
+        PROVIDER.get_loss_function("Adaptive", pretrained=False, weights_dir=tmp_path)

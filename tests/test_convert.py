@@ -475,3 +475,9 @@ def test_partition_spline_import(tmp_path, capsys):
     assert status == 1 and "--allow-unverified" in stderr
     with pytest.raises(SystemExit):
         main(["--to-torch", "--dest", str(tmp_path / "x"), "--partition-spline", str(modified)])
+
+
+def test_missing_partition_spline_path(tmp_path, capsys):
+    status, _, stderr = _run(capsys, "--source", tmp_path, "--dest", tmp_path / "o",
+                             "--partition-spline", tmp_path / "nope.npz")
+    assert status == 1 and "not found" in stderr and "Traceback" not in stderr

@@ -80,3 +80,34 @@ def test_float64_needs_x64_and_then_computes_in_float64():
 def test_from_jax_rejects_other_objects():
     with pytest.raises(TypeError, match="watson_jax Loss"):
         wtorch.from_jax(wtorch.LossProvider().get_loss_function("L1"))
+
+
+def test_inputs_are_checked_in_torch_terms():
+    bridged = wtorch.from_jax(watson_jax.LossProvider().get_loss_function("Watson-DCT", pretrained=False))
+    x, y = tensors()
+    with pytest.raises(InputError, match="shift must be a pair"):
+        bridged(x, y, shift=(9, 9))
+    with pytest.raises(InputError, match="input has 4 channels"):
+        bridged(torch.rand(2, 4, 16, 16), torch.rand(2, 4, 16, 16))
+
+
+def test_without_gradients_and_second_order():
+    bridged = wtorch.from_jax(watson_jax.LossProvider().get_loss_function("L2", reduction="none"))
+    x, y = tensors()
+    with torch.no_grad():
+        plain = bridged(x, y)
+    assert not plain.requires_grad
+    xg = x.clone().requires_grad_()
+    out = bridged(xg, y)
+    assert torch.allclose(plain, out.detach())
+    weights = torch.ones_like(out, requires_grad=True)   # e.g. a gradient penalty differentiates twice
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        (grad,) = torch.autograd.grad((out * weights).sum(), xg, create_graph=True)
+        grad.sum().backward()
+
+
+def test_elementwise_maps_through_the_bridge():
+    x, y = tensors()
+    bridged = wtorch.from_jax(watson_jax.LossProvider().get_loss_function("L1"))(x, y, elementwise=True)
+    assert bridged.shape == x.shape
+    assert torch.allclose(bridged, (x - y).abs())

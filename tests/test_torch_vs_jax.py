@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from helpers import ORIGINAL_WEIGHTS
 from watson_jax import Loss, partition
-from watson_jax.provider import LossConfig
+from watson_jax.provider import Constants, LossConfig
 from watson_jax import registry
 from watson_jax import torch as wtorch
 
@@ -76,9 +76,9 @@ def test_jax_equals_torch(name, shape, colorspace, luminance, reduction, shift, 
     kw = {"shift": shift} if metric.random_shift else {}
 
     with jax.enable_x64(True):
-        constants = {}
+        constants = None
         if metric.sized:
-            constants = {"log_partition": {k: jnp.asarray(log_partition_table()[k]) for k in ("values", "tangents")}}
+            constants = Constants({"log_partition": {k: log_partition_table()[k] for k in ("values", "tangents")}})
         jax_loss = Loss(jax.tree.map(jnp.asarray, params), config, constants)
         cotangent = np.linspace(0.5, 1.5, n) if reduction == "none" else 1.0
         value, vjp = jax.vjp(lambda a, b: jax_loss(a, b, **kw), jnp.asarray(x), jnp.asarray(y))

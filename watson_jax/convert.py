@@ -265,6 +265,8 @@ def import_partition_spline(path: Path, dest: Path, *, allow_unverified: bool = 
     """Copy Barron's ``partition_spline.npz`` into ``dest`` as the table the Adaptive loss uses (instead
     of the one the library computes)."""
     path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path} not found: pass the path of robust_loss_pytorch's partition_spline.npz.")
     digest = sha256(path)
     if digest != PARTITION_SPLINE_SHA256 and not allow_unverified:
         raise WeightsError(f"{path} is not the known partition_spline.npz (sha256 {digest}); pass "

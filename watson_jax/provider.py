@@ -8,10 +8,12 @@ sharded like any container of arrays, and tuned with optax through its pure :met
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import blocks, partition, registry, weights
 from .losses import adaptive
@@ -35,6 +37,31 @@ class LossConfig:
         return registry.lookup(self.name)
 
 
+class Constants:
+    """Fixed arrays of a loss (e.g. Adaptive's log-partition table), nested dicts of numpy arrays.
+
+    They belong to the pytree's static structure, not to its leaves, so no gradient or optimiser update
+    over a :class:`Loss` touches them; under ``jit`` they are compile-time constants. Hashed by content.
+    """
+
+    def __init__(self, arrays: Optional[dict] = None):
+        self.arrays = {} if arrays is None else arrays
+        digest = hashlib.sha256()
+        for path, value in sorted(weights.flatten(self.arrays).items()):
+            digest.update(path.encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        self._digest = digest.hexdigest()
+
+    def __getitem__(self, name: str):
+        return self.arrays[name]
+
+    def __hash__(self) -> int:
+        return hash(self._digest)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Constants) and other._digest == self._digest
+
+
 @jax.tree_util.register_pytree_node_class
 class Loss:
     """A perceptual or pixel loss with its parameters: ``loss(x, y, key=None)``.
@@ -44,19 +71,18 @@ class Loss:
     (N,) for reduction 'none', else their sum or mean.
     """
 
-    def __init__(self, params: Any, config: LossConfig, constants: Optional[dict] = None):
+    def __init__(self, params: Any, config: LossConfig, constants: Optional[Constants] = None):
         self.params = params
         self.config = config
-        self.constants = {} if constants is None else constants
+        self.constants = Constants() if constants is None else constants
 
-    # -- pytree protocol: parameters and constants (e.g. a lookup table) are the children, the options
-    # the static structure.
+    # -- pytree protocol: the parameters are the children; options and constants the static structure.
     def tree_flatten(self):
-        return (self.params, self.constants), self.config
+        return (self.params,), (self.config, self.constants)
 
     @classmethod
-    def tree_unflatten(cls, config, children):
-        return cls(children[0], config, children[1])
+    def tree_unflatten(cls, static, children):
+        return cls(children[0], *static)
 
     def __repr__(self) -> str:
         c = self.config
@@ -171,7 +197,7 @@ class LossProvider:
             reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
             deterministic=bool(deterministic),
             luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"))
-        constants = {}
+        constants = None
         if metric.name == "Adaptive":
             image_size = adaptive.normalise_image_size(image_size)
             if pretrained and image_size != adaptive.PRETRAINED_SIZE:
@@ -179,7 +205,7 @@ class LossProvider:
                     f"the pretrained Adaptive weights exist for images of size {adaptive.PRETRAINED_SIZE} "
                     f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes.")
             table = partition.table(weights_dir)
-            constants = {"log_partition": {k: jnp.asarray(table[k]) for k in ("values", "tangents")}}
+            constants = Constants({"log_partition": {k: table[k] for k in ("values", "tangents")}})
         params = metric.init_params(colorspace, image_size)
         if pretrained and metric.weights_stem is not None:
             params = weights.load_pretrained(metric.weights_stem, colorspace, params, weights_dir)

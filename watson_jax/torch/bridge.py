@@ -13,12 +13,15 @@ program.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, OptionError
 from ..provider import Loss
+from .validation import check_images, check_shift
 
 
 def _to_jax(t: torch.Tensor) -> jax.Array:
@@ -37,10 +40,20 @@ def _nhwc(a: jax.Array) -> jax.Array:
     return jnp.transpose(a, (0, 2, 3, 1))
 
 
-@jax.jit
-def _forward(loss: Loss, x, y, key, shift):
+def _call(loss: Loss, x, y, key, shift, elementwise):
+    out = loss(_nhwc(x), _nhwc(y), key, shift=shift, elementwise=elementwise)
+    return jnp.transpose(out, (0, 3, 1, 2)) if elementwise else out   # maps back to NCHW
+
+
+@functools.partial(jax.jit, static_argnames="elementwise")
+def _value(loss: Loss, x, y, key, shift, elementwise):
+    return _call(loss, x, y, key, shift, elementwise)
+
+
+@functools.partial(jax.jit, static_argnames="elementwise")
+def _forward(loss: Loss, x, y, key, shift, elementwise):
     """The loss of NCHW arrays and the function that maps an output cotangent to (dx, dy)."""
-    return jax.vjp(lambda a, b: loss(_nhwc(a), _nhwc(b), key, shift=shift), x, y)
+    return jax.vjp(lambda a, b: _call(loss, a, b, key, shift, elementwise), x, y)
 
 
 @jax.jit
@@ -50,23 +63,26 @@ def _backward(vjp_fn, cotangent):
 
 class _LossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, loss, key, shift):
-        value, vjp_fn = _forward(loss, _to_jax(x), _to_jax(y), key, shift)
+    def forward(ctx, x, y, loss, key, shift, elementwise):
+        value, vjp_fn = _forward(loss, _to_jax(x), _to_jax(y), key, shift, elementwise)
         ctx.vjp_fn = vjp_fn
         return torch.from_dlpack(value)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable   # no second derivatives: say so instead of returning 0
     def backward(ctx, grad_output):
         dx, dy = _backward(ctx.vjp_fn, _to_jax(grad_output))
-        return torch.from_dlpack(dx), torch.from_dlpack(dy), None, None, None
+        return torch.from_dlpack(dx), torch.from_dlpack(dy), None, None, None, None
 
 
 class JaxLoss(torch.nn.Module):
     """A watson_jax loss as a torch module: ``forward(input, target, generator=None, *, shift=None)``.
 
-    ``input`` and ``target`` are NCHW tensors. When the loss is random (Watson with deterministic=False,
-    or the tuning mode), a seed is drawn from torch's random generator (or ``generator``), so torch's
-    seeding controls it. The loss's parameters stay fixed (they are JAX arrays, not torch parameters).
+    ``input`` and ``target`` are NCHW tensors, checked like the torch losses' inputs. When the loss is
+    random (Watson with deterministic=False), a seed is drawn from torch's random generator (or
+    ``generator``), so torch's seeding controls it. The loss's parameters stay fixed (they are JAX arrays,
+    not torch parameters), and the module's train()/eval() mode has no effect: this wraps the loss as
+    built, for evaluation or for training a generator. First derivatives only.
     """
 
     def __init__(self, loss: Loss):
@@ -77,13 +93,21 @@ class JaxLoss(torch.nn.Module):
         return repr(self.loss)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None, *,
-                shift=None) -> torch.Tensor:
+                shift=None, elementwise: bool = False) -> torch.Tensor:
+        config = self.loss.config
+        metric = config.metric
+        check_images(input, target, channels=(3,) if config.colorspace == "rgb" else (1, 3),
+                     loss_name=metric.name, blocks=metric.blocks)
+        if shift is not None:
+            if not metric.random_shift:
+                raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
+            shift = jnp.asarray(check_shift(shift), jnp.int32)
         key = None
         if self.loss.needs_key(shift=shift):
-            seed = int(torch.randint(0, 2 ** 31 - 1, (), generator=generator))
-            key = jax.random.key(seed)
-        shift = None if shift is None else jnp.asarray(shift, jnp.int32)
-        return _LossFunction.apply(input, target, self.loss, key, shift)
+            key = jax.random.key(int(torch.randint(0, 2 ** 31 - 1, (), generator=generator)))
+        if torch.is_grad_enabled() and (input.requires_grad or target.requires_grad):
+            return _LossFunction.apply(input, target, self.loss, key, shift, elementwise)
+        return torch.from_dlpack(_value(self.loss, _to_jax(input), _to_jax(target), key, shift, elementwise))
 
 
 def from_jax(loss: Loss) -> JaxLoss:
