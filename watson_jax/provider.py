@@ -164,6 +164,35 @@ class Loss:
         return jnp.sum(per_image) if c.reduction == "sum" else jnp.mean(per_image)
 
 
+def make_config(name: str, colorspace: str, reduction: str, deterministic: bool,
+                luminance: str) -> LossConfig:
+    """Check and canonicalise the options of a loss (shared by the JAX and the torch providers)."""
+    return LossConfig(
+        name=registry.lookup(name).name, colorspace=registry.canonical_colorspace(colorspace),
+        reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
+        deterministic=bool(deterministic),
+        luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"))
+
+
+def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights_dir
+                    ) -> tuple[dict, Optional[dict], Optional[tuple[int, int, int]]]:
+    """(parameters as numpy arrays, log-partition table or None, image_size) of a loss: pretrained from the
+    weights folder or initial; for Adaptive also its table and its checked image size."""
+    metric = config.metric
+    table = None
+    if metric.sized:
+        image_size = adaptive.normalise_image_size(image_size)
+        if pretrained and image_size != adaptive.PRETRAINED_SIZE:
+            raise OptionError(
+                f"the pretrained Adaptive weights exist for images of size {adaptive.PRETRAINED_SIZE} "
+                f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes.")
+        table = partition.table(weights_dir)
+    params = metric.init_params(config.colorspace, image_size)
+    if pretrained and metric.weights_stem is not None:
+        params = weights.load_pretrained(metric.weights_stem, config.colorspace, params, weights_dir)
+    return params, table, image_size
+
+
 class LossProvider:
     """Builds losses by name, like the reference's ``LossProvider``."""
 
@@ -190,23 +219,10 @@ class LossProvider:
             or 'batch' (the reference's batch-wide mean).
           weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
         """
-        metric = registry.lookup(name)
-        colorspace = registry.canonical_colorspace(colorspace)
-        config = LossConfig(
-            name=metric.name, colorspace=colorspace,
-            reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
-            deterministic=bool(deterministic),
-            luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"))
+        config = make_config(name, colorspace, reduction, deterministic, luminance)
+        params, table, _ = load_parameters(config, pretrained=pretrained, image_size=image_size,
+                                           weights_dir=weights_dir)
         constants = None
-        if metric.name == "Adaptive":
-            image_size = adaptive.normalise_image_size(image_size)
-            if pretrained and image_size != adaptive.PRETRAINED_SIZE:
-                raise OptionError(
-                    f"the pretrained Adaptive weights exist for images of size {adaptive.PRETRAINED_SIZE} "
-                    f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes.")
-            table = partition.table(weights_dir)
+        if table is not None:
             constants = Constants({"log_partition": {k: table[k] for k in ("values", "tangents")}})
-        params = metric.init_params(colorspace, image_size)
-        if pretrained and metric.weights_stem is not None:
-            params = weights.load_pretrained(metric.weights_stem, colorspace, params, weights_dir)
         return Loss(jax.tree.map(jnp.asarray, params), config, constants)

@@ -223,17 +223,7 @@ class Adaptive(Loss):
         the two parameters, with this module's shapes, finite; otherwise :class:`watson_jax.WeightsError` is
         raised and nothing is loaded.
         """
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises various types for missing, corrupt or unsafe files
-            raise WeightsError(f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err}).") from err
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise WeightsError(f"{path} is not a state dict of tensors.")
-        own = self.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise WeightsError(f"{path} does not match {self.name} ({self.colorspace}): missing keys {missing}, "
-                               f"unexpected keys {unexpected}.")
+        state, own = self._read_reference(path)
         for key, value in state.items():
             if tuple(value.shape) != tuple(own[key].shape):
                 raise WeightsError(f"{path}: '{key}' has shape {tuple(value.shape)}, expected "

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .. import registry
-from ..errors import OptionError
+from ..errors import OptionError, WeightsError
 from ..provider import LossConfig
 from . import blocks
 from .color import rgb_to_grey
@@ -59,6 +59,22 @@ class Loss(nn.Module):
         c = self.config
         return (f"name={c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
                 f"deterministic={c.deterministic}, luminance={c.luminance!r}")
+
+    def _read_reference(self, path) -> tuple[dict, dict]:
+        """A reference ``.pth`` read with ``torch.load(weights_only=True)`` and checked to have exactly this
+        module's state-dict keys: (its state dict, this module's state dict). Raises WeightsError."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises various types for missing, corrupt or unsafe files
+            raise WeightsError(f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err}).") from err
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise WeightsError(f"{path} is not a state dict of tensors.")
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise WeightsError(f"{path} does not match {self.name} ({self.colorspace}): missing keys {missing}, "
+                               f"unexpected keys {unexpected}.")
+        return state, own
 
     def _device(self) -> Optional[torch.device]:
         for t in (*self.parameters(), *self.buffers()):

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .. import partition, registry, weights
-from ..errors import OptionError
-from ..losses import adaptive
-from ..provider import LossConfig
+from .. import registry
+from ..provider import load_parameters, make_config
 from .adaptive import Adaptive
 from .base import Loss
 from .pixel import L1, L2
@@ -61,27 +59,13 @@ class LossProvider:
         The module's ``train()`` mode is the reference's tuning mode (Watson-DFT: phase of the four real DFT
         bins active, dropout 0.5 on the per-coefficient terms); it is returned in ``eval()`` mode.
         """
-        metric = registry.lookup(name)
-        config = LossConfig(
-            name=metric.name, colorspace=registry.canonical_colorspace(colorspace),
-            reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
-            deterministic=bool(deterministic),
-            luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"))
-        if metric.name not in _BUILDERS:
-            raise NotImplementedError(f"'{metric.name}' is not implemented in watson_jax.torch yet; available: "
+        config = make_config(name, colorspace, reduction, deterministic, luminance)
+        if config.name not in _BUILDERS:
+            raise NotImplementedError(f"'{config.name}' is not implemented in watson_jax.torch yet; available: "
                                       f"{', '.join(self.available())}.")
-        table = None
-        if metric.name == "Adaptive":
-            image_size = adaptive.normalise_image_size(image_size)
-            if pretrained and image_size != adaptive.PRETRAINED_SIZE:
-                raise OptionError(
-                    f"the pretrained Adaptive weights exist for images of size {adaptive.PRETRAINED_SIZE} "
-                    f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes.")
-            table = partition.table(weights_dir)
-        params = metric.init_params(config.colorspace, image_size)
-        if pretrained and metric.weights_stem is not None:
-            params = weights.load_pretrained(metric.weights_stem, config.colorspace, params, weights_dir)
-        loss = _BUILDERS[metric.name](config, params, image_size, table)
+        params, table, image_size = load_parameters(config, pretrained=pretrained, image_size=image_size,
+                                                    weights_dir=weights_dir)
+        loss = _BUILDERS[config.name](config, params, image_size, table)
         if pretrained:
             loss.requires_grad_(False)
         return loss.eval()
