@@ -325,22 +325,20 @@ def main(argv=None) -> int:
     if not source.is_dir():
         parser.error(f"--source {source} is not a folder")
 
-    written, failed = 0, 0
+    jobs = []   # (source file, function writing its converted form into dest)
     if args.partition_spline is not None:
-        try:
-            out = import_partition_spline(args.partition_spline, dest, allow_unverified=args.allow_unverified)
-        except WeightsError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed += 1
-        else:
-            print(f"wrote {out}  (from {args.partition_spline.name})")
-            written += 1
+        jobs.append((args.partition_spline, lambda p, d: import_partition_spline(
+            p, d, allow_unverified=args.allow_unverified)))
     for path in candidates:
         if not args.to_torch and path.name not in _BY_REFERENCE_NAME:
             print(f"skipped {path.name}: not supported by this version of the converter")
-            continue
+        else:
+            jobs.append((path, convert))
+
+    written, failed = 0, 0
+    for path, job in jobs:
         try:
-            out = convert(path, dest)
+            out = job(path, dest)
         except WeightsError as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1

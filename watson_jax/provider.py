@@ -36,6 +36,21 @@ class LossConfig:
     def metric(self) -> registry.Metric:
         return registry.lookup(self.name)
 
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Channel counts the images may have: 3 for RGB, 1 or 3 (converted) for greyscale."""
+        return (3,) if self.colorspace == "rgb" else (1, 3)
+
+    def check_call(self, *, shift=None, elementwise: bool = False) -> None:
+        """Raise OptionError for call options this loss does not have (shared by the JAX loss, the torch
+        modules and the bridge; the shift's values are checked by each side's own validation)."""
+        metric = self.metric
+        if elementwise and metric.elementwise is None:
+            with_maps = ", ".join(m.name for m in registry.METRICS if m.elementwise is not None)
+            raise OptionError(f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}.")
+        if shift is not None and not metric.random_shift:
+            raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
+
 
 class Constants:
     """Fixed arrays of a loss (e.g. Adaptive's log-partition table), nested dicts of numpy arrays.
@@ -124,14 +139,9 @@ class Loss:
         """
         c = self.config
         metric = c.metric
-        if elementwise and metric.elementwise is None:
-            with_maps = ", ".join(m.name for m in registry.METRICS if m.elementwise is not None)
-            raise OptionError(f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}.")
-        channels = (3,) if c.colorspace == "rgb" else (1, 3)
-        x, y = check_images(x, y, channels=channels, loss_name=metric.name, blocks=metric.blocks)
+        c.check_call(shift=shift, elementwise=elementwise)
+        x, y = check_images(x, y, channels=c.channels, loss_name=metric.name, blocks=metric.blocks)
         if shift is not None:
-            if not metric.random_shift:
-                raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
             check_shift(shift)
         needs_key = self.needs_key(tuning=tuning, shift=shift)
         if needs_key and key is None:

@@ -7,8 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .. import registry
-from ..errors import OptionError, WeightsError
+from ..errors import WeightsError
 from ..provider import LossConfig
 from . import blocks
 from .color import rgb_to_grey
@@ -97,15 +96,10 @@ class Loss(nn.Module):
         """
         c = self.config
         metric = c.metric
-        if elementwise and metric.elementwise is None:
-            with_maps = ", ".join(m.name for m in registry.METRICS if m.elementwise is not None)
-            raise OptionError(f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}.")
-        channels = (3,) if c.colorspace == "rgb" else (1, 3)
-        check_images(input, target, channels=channels, loss_name=metric.name, blocks=metric.blocks,
+        c.check_call(shift=shift, elementwise=elementwise)
+        check_images(input, target, channels=c.channels, loss_name=metric.name, blocks=metric.blocks,
                      device=self._device())
         if shift is not None:
-            if not metric.random_shift:
-                raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
             shift = check_shift(shift)
 
         dtype = compute_dtype(input, target, *self.parameters())

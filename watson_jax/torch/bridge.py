@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import torch
 
-from ..errors import InputError, OptionError
+from ..errors import InputError
 from ..provider import Loss
 from .validation import check_images, check_shift
 
@@ -96,11 +96,9 @@ class JaxLoss(torch.nn.Module):
                 shift=None, elementwise: bool = False) -> torch.Tensor:
         config = self.loss.config
         metric = config.metric
-        check_images(input, target, channels=(3,) if config.colorspace == "rgb" else (1, 3),
-                     loss_name=metric.name, blocks=metric.blocks)
+        config.check_call(shift=shift, elementwise=elementwise)
+        check_images(input, target, channels=config.channels, loss_name=metric.name, blocks=metric.blocks)
         if shift is not None:
-            if not metric.random_shift:
-                raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
             shift = jnp.asarray(check_shift(shift), jnp.int32)
         key = None
         if self.loss.needs_key(shift=shift):
