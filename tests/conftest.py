@@ -8,22 +8,73 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
+import importlib.util  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import ORIGINAL_WEIGHTS  # noqa: E402
+from helpers import GOLDEN, ORIGINAL_WEIGHTS  # noqa: E402
+
+#: The seed of the random backbones the golden Deeploss fixtures were computed with (their 'backbone_seed').
+BACKBONE_SEED = 0
+
+
+def _golden_random_backbones():
+    """../shared/golden/random_backbones.py, imported by path (it is not a package)."""
+    spec = importlib.util.spec_from_file_location("golden_random_backbones", GOLDEN / "random_backbones.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
-def converted_weights(tmp_path_factory) -> Path:
-    """The original weight files converted once by the converter, as a user would."""
+def random_backbones() -> dict:
+    """The golden fixtures' deterministic random stand-ins for the ImageNet backbones:
+    {'vgg16' | 'squeezenet1_1': {torchvision key 'features.<i>[.<part>].weight|bias': float32 array, OIHW}},
+    in torchvision's state dict order."""
+    module = _golden_random_backbones()
+    return {"vgg16": module.vgg16_features(BACKBONE_SEED),
+            "squeezenet1_1": module.squeezenet1_1_features(BACKBONE_SEED)}
+
+
+@pytest.fixture(scope="session")
+def random_backbone_checkpoints(random_backbones, tmp_path_factory) -> dict:
+    """The random backbones saved like torchvision checkpoints (torch.save of a state dict), {name: path}:
+    VGG16 as a features-only state dict ('features.<i>.*'; its real classifier would add 470 MB), SqueezeNet
+    1.1 as a whole-model state dict, with a random classifier of torchvision's shapes that the converter
+    must drop."""
+    torch = pytest.importorskip("torch", reason="the checkpoints are torch pickles")
+    folder = tmp_path_factory.mktemp("torchvision")
+    rng = np.random.default_rng(1)
+    classifiers = {
+        "vgg16": {},
+        "squeezenet1_1": {"classifier.1.weight": rng.standard_normal((1000, 512, 1, 1)).astype(np.float32),
+                          "classifier.1.bias": rng.uniform(-0.05, 0.05, 1000).astype(np.float32)},
+    }
+    paths = {}
+    for name, state in random_backbones.items():
+        paths[name] = folder / f"{name}_random.pth"
+        torch.save({k: torch.from_numpy(v) for k, v in {**state, **classifiers[name]}.items()}, paths[name])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def converted_weights(tmp_path_factory, random_backbone_checkpoints) -> Path:
+    """The original weight files converted once by the converter, as a user would, together with the random
+    Deeploss backbones of the golden fixtures (vgg16_backbone.npz, squeezenet1_1_backbone.npz: converted
+    from torchvision-layout state dicts through the command line, unverified) and Barron's log-partition
+    table."""
     pytest.importorskip("torch", reason="the converter reads .pth files with torch (installed in CI)")
-    from watson_jax.convert import FORMATS, convert_reference_file, import_partition_spline
+    from watson_jax.convert import FORMATS, convert_reference_file, import_partition_spline, main
 
     dest = tmp_path_factory.mktemp("weights")
     for fmt in FORMATS:
         convert_reference_file(ORIGINAL_WEIGHTS / fmt.reference_name, dest)
     # Barron's log-partition table, so that tests need not compute it (tests/test_adaptive.py does, once).
     import_partition_spline(ORIGINAL_WEIGHTS / "partition_spline.npz", dest)
+    status = main(["--vgg16", str(random_backbone_checkpoints["vgg16"]),
+                   "--squeezenet", str(random_backbone_checkpoints["squeezenet1_1"]),
+                   "--allow-unverified", "--dest", str(dest)])
+    assert status == 0, "converting the random backbones failed"
     return dest

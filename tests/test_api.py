@@ -35,7 +35,7 @@ def test_names_are_case_insensitive_with_aliases(alias, canonical):
 
 
 def test_available_lists_the_losses():
-    assert LossProvider.available() == ALL + ["Adaptive"]
+    assert LossProvider.available() == ALL + ["Adaptive", "Deeploss-VGG", "Deeploss-Squeeze"]
 
 
 @pytest.mark.parametrize("name", ["L1", "SSIM", "Watson-DCT", "Watson-DFT"])

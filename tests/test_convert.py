@@ -1,14 +1,18 @@
 """Tests of the weight converter (watson_jax/convert.py, convert_weights.py) and of loading weight files
-(watson_jax/weights.py).
+(watson_jax/weights.py), including the Deeploss heads and torchvision's ImageNet backbones.
 
 The original files are read from ../shared/original_weights (read-only, never copied into the repository);
 a test that needs a modified original copies it into pytest's tmp_path first. The originals are always read
 back independently with ``torch.load(weights_only=True)`` and our files with ``np.load``, so a converter
 bug cannot cancel itself out. Only one JAX computation is compiled (an Adam step on 16x16 images).
+Backbone tests use the golden fixtures' random backbones (tests/conftest.py), saved like torchvision
+checkpoints; most edge cases use SqueezeNet 1.1 (3 MB), VGG16 (59 MB) is only converted once per session
+and exported once per module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -20,17 +24,22 @@ import numpy as np
 import pytest
 
 from helpers import ORIGINAL_WEIGHTS, REPO
-from watson_jax import LossProvider, weights
+from watson_jax import LossProvider, convert, weights
 from watson_jax.convert import FORMATS, convert_reference_file, main
+from watson_jax.losses import deeploss
 from watson_jax.errors import MissingWeightsError, WeightsError
 
 torch = pytest.importorskip("torch", reason="the converter reads and writes .pth files with torch")
 
 NEURIPS = ORIGINAL_WEIGHTS / "neurips_pub_tag"
+LPIPS_V0 = ORIGINAL_WEIGHTS / "lpips_v0.0"
 FMT_IDS = [f.reference_name for f in FORMATS]
 SUPPORTED = {f.reference_name for f in FORMATS}
-#: The .pth files next to the supported ones that this version of the converter skips.
-UNSUPPORTED = sorted(p.name for p in ORIGINAL_WEIGHTS.glob("*.pth") if p.name not in SUPPORTED)
+#: LPIPS's own v0.0 heads (alex.pth, squeeze.pth, vgg.pth): not Deeploss files, skipped by name.
+UNSUPPORTED = sorted(p.name for p in LPIPS_V0.glob("*.pth"))
+HEAD_CHANNELS = {"Deeploss-VGG": (64, 128, 256, 512, 512), "Deeploss-Squeeze": (64, 128, 256, 384, 384, 512, 512)}
+VGG = deeploss.BACKBONES["Deeploss-VGG"]
+SQUEEZE = deeploss.BACKBONES["Deeploss-Squeeze"]
 DFT_RGB = next(f for f in FORMATS if f.metric == "Watson-DFT" and f.colorspace == "rgb")
 DFT_GRAY = next(f for f in FORMATS if f.metric == "Watson-DFT" and f.colorspace == "grey")
 
@@ -60,11 +69,23 @@ def _is_constant(key: str) -> bool:
 ADAPTIVE_PREFIX = ".robust_loss.adaptive_lossfun."
 
 
+def _is_head(reference_key: str) -> bool:
+    return reference_key.startswith("lin") and reference_key.endswith(".model.1.weight")
+
+
 def _our_key(reference_key: str) -> str:
-    """'ly.t_tild' → 'ly/t_tild'; the Adaptive latents drop the reference's module path."""
+    """'ly.t_tild' → 'ly/t_tild'; the Adaptive latents drop the reference's module path; the Deeploss heads
+    'lin{k}.model.1.weight' are 'lin{k}'."""
     if reference_key.startswith(ADAPTIVE_PREFIX):
         return reference_key[len(ADAPTIVE_PREFIX):]
+    if _is_head(reference_key):
+        return reference_key.split(".")[0]
     return reference_key.replace(".", "/")
+
+
+def _our_value(reference_key: str, value):
+    """A reference tensor in our shape: the Deeploss heads (1, C, 1, 1) are (C,)."""
+    return value.reshape(-1) if _is_head(reference_key) else value
 
 
 def _same_bits(a, b) -> bool:
@@ -127,10 +148,15 @@ def test_conversion_is_bitwise_with_reference_names(fmt, converted_weights):
     original = _original(src)
     ours, meta = _ours(converted_weights / fmt.our_name)
 
-    expected = {_our_key(k): v for k, v in original.items() if not _is_constant(k)}
+    expected = {_our_key(k): _our_value(k, v) for k, v in original.items() if not _is_constant(k)}
     assert set(ours) == set(expected)
     if fmt.metric == "Adaptive":
         assert set(ours) == {"latent_alpha", "latent_scale"}
+    elif fmt.metric.startswith("Deeploss"):
+        channels = HEAD_CHANNELS[fmt.metric]
+        assert list(original) == [f"lin{k}.model.1.weight" for k in range(len(channels))]
+        assert [tuple(v.shape) for v in original.values()] == [(1, c, 1, 1) for c in channels]
+        assert {k: v.shape for k, v in ours.items()} == {f"lin{k}": (c,) for k, c in enumerate(channels)}
     elif fmt.colorspace == "rgb":
         assert {"w_tild", "ly/t_tild", "lcb/alpha", "lcr/beta"} <= set(ours)
     else:
@@ -164,6 +190,9 @@ def test_round_trip_to_torch_is_exact(fmt, exported):
     blocksizes = [k for k in back if k.split(".")[-1] == "blocksize"]
     if fmt.metric == "Adaptive":   # latents only, no constants
         assert list(back) == [ADAPTIVE_PREFIX + "latent_alpha", ADAPTIVE_PREFIX + "latent_scale"]
+        return
+    if fmt.metric.startswith("Deeploss"):   # heads only, no constants
+        assert all(_is_head(k) for k in back) and not blocksizes
         return
     assert blocksizes and all(back[k].dtype == torch.int64 and int(back[k]) == 8 for k in blocksizes)
 
@@ -314,7 +343,7 @@ def test_neurips_files_need_version_flag(tmp_path, capsys, converted_weights):
         original = _original(NEURIPS / fmt.reference_name)
         for key, value in original.items():
             if not _is_constant(key):
-                assert _same_bits(ours[_our_key(key)], value), (fmt.reference_name, key)
+                assert _same_bits(ours[_our_key(key)], _our_value(key, value)), (fmt.reference_name, key)
         assert set(ours) == set(current)
         assert any(not _same_bits(ours[k], current[k]) for k in ours), fmt.reference_name
 
@@ -328,19 +357,18 @@ def test_neurips_files_need_version_flag(tmp_path, capsys, converted_weights):
 
 def _check_conversion_output(stdout: str, dest: Path) -> None:
     wrote = _lines(stdout, "wrote")
-    assert len(wrote) == len(FORMATS)
+    assert len(wrote) == len(FORMATS) == 10
     for fmt in FORMATS:
         assert sum(fmt.our_name in line and f"(from {fmt.reference_name})" in line for line in wrote) == 1
-    skipped = _lines(stdout, "skipped")
-    assert sorted(line.split()[1].rstrip(":") for line in skipped) == UNSUPPORTED
-    assert all("pnet_lin" in name for name in UNSUPPORTED) and UNSUPPORTED
+    assert not _lines(stdout, "skipped")
+    assert sorted(p.name for p in ORIGINAL_WEIGHTS.glob("*.pth")) == sorted(SUPPORTED)
     assert sorted(p.name for p in dest.iterdir()) == sorted(f.our_name for f in FORMATS)
 
 
-def test_cli_main_converts_and_skips(tmp_path, capsys, converted_weights):
-    """main([...]) on the original folder exits 0, prints one 'wrote' line per supported file and one
-    'skipped' line per not-yet-supported one (pnet_lin), writes exactly the supported files, and they
-    equal those of convert_reference_file."""
+def test_cli_main_converts_all_originals(tmp_path, capsys, converted_weights):
+    """main([...]) on the original folder exits 0, prints one 'wrote' line per original file (all 10,
+    Deeploss heads included; nothing skipped), writes exactly those files, and they equal those of
+    convert_reference_file."""
     dest = tmp_path / "dest"
     status, stdout, stderr = _run(capsys, "--source", ORIGINAL_WEIGHTS, "--dest", dest)
     assert status == 0, stderr
@@ -353,8 +381,8 @@ def test_cli_main_converts_and_skips(tmp_path, capsys, converted_weights):
 
 
 def test_cli_script_subprocess(tmp_path):
-    """The root script convert_weights.py, run as a user would, exits 0 with the same 'wrote'/'skipped'
-    output and files."""
+    """The root script convert_weights.py, run as a user would, exits 0 with the same 'wrote' output and
+    files."""
     dest = tmp_path / "dest"
     env = dict(os.environ, **{weights.ENV_VAR: str(tmp_path / "unused")})
     result = subprocess.run([sys.executable, "convert_weights.py", "--source", str(ORIGINAL_WEIGHTS),
@@ -384,7 +412,8 @@ def test_cli_exit_1_when_any_file_refused(tmp_path, capsys):
 
 
 def test_cli_usage_errors(tmp_path, capsys):
-    """--to-torch without --dest, and conversion without --source, are argparse usage errors (exit 2)."""
+    """--to-torch without --dest, conversion without --source (and no backbone option), and a backbone option
+    with --to-torch are argparse usage errors (exit 2)."""
     with pytest.raises(SystemExit) as info:
         main(["--to-torch", "--source", str(tmp_path)])
     assert info.value.code == 2
@@ -393,12 +422,19 @@ def test_cli_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["--dest", str(tmp_path / "dest")])
     assert info.value.code == 2
-    assert "--source" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--source" in err and "--vgg16" in err and "--squeezenet" in err
+
+    with pytest.raises(SystemExit) as info:
+        main(["--to-torch", "--squeezenet", "--dest", str(tmp_path / "dest")])
+    assert info.value.code == 2
+    assert "--squeezenet" in capsys.readouterr().err
 
 
 def test_cli_no_convertible_files(tmp_path, capsys):
-    """A source folder with nothing to convert — empty, only unsupported originals, or (for --to-torch) no
-    watson_jax weight files — exits 1 with an error naming the folder."""
+    """A source folder with nothing to convert — empty, only LPIPS's own v0.0 heads (lpips_v0.0/*.pth, skipped
+    by name although their keys look like Deeploss heads), or (for --to-torch) no watson_jax weight files —
+    exits 1 with an error naming the folder."""
     empty = tmp_path / "empty"
     empty.mkdir()
     status, stdout, stderr = _run(capsys, "--source", empty, "--dest", tmp_path / "d1")
@@ -406,12 +442,12 @@ def test_cli_no_convertible_files(tmp_path, capsys):
     assert "no convertible files" in stderr and str(empty) in stderr
     assert not _lines(stdout, "wrote")
 
-    unsupported = tmp_path / "unsupported"
-    unsupported.mkdir()
-    shutil.copy(ORIGINAL_WEIGHTS / UNSUPPORTED[0], unsupported)
-    status, stdout, stderr = _run(capsys, "--source", unsupported, "--dest", tmp_path / "d2")
+    assert UNSUPPORTED == ["alex.pth", "squeeze.pth", "vgg.pth"]
+    assert list(_original(LPIPS_V0 / "vgg.pth"))[0] == "lin0.model.1.weight"
+    status, stdout, stderr = _run(capsys, "--source", LPIPS_V0, "--dest", tmp_path / "d2")
     assert status == 1
-    assert _lines(stdout, "skipped") and "no convertible files" in stderr
+    assert sorted(line.split()[1].rstrip(":") for line in _lines(stdout, "skipped")) == UNSUPPORTED
+    assert "no convertible files" in stderr and not (tmp_path / "d2").exists()
 
     status, stdout, stderr = _run(capsys, "--to-torch", "--source", empty, "--dest", tmp_path / "d3")
     assert status == 1
@@ -434,7 +470,7 @@ def test_provider_loads_converted_weights(fmt, converted_weights):
         assert _same_bits(np.asarray(loaded[key]), ours[key]), key
 
 
-# -- 8. broken weight files (missing keys, shapes, NaNs and missing files: tests/test_errors.py) -------------------------------------------------------------------------
+# -- 8. broken weight files (missing keys, shapes, NaNs and missing files: tests/test_errors.py) --------
 
 def _load_dft_rgb(folder: Path):
     return LossProvider().get_loss_function("Watson-DFT", "RGB", pretrained=True, weights_dir=folder)
@@ -481,3 +517,317 @@ def test_missing_partition_spline_path(tmp_path, capsys):
     status, _, stderr = _run(capsys, "--source", tmp_path, "--dest", tmp_path / "o",
                              "--partition-spline", tmp_path / "nope.npz")
     assert status == 1 and "not found" in stderr and "Traceback" not in stderr
+
+
+# -- 9. Deeploss heads ------------------------------------------------------------------------------
+
+def test_head_file_with_wrong_keys_or_shapes_is_refused(tmp_path):
+    """A head file (only reachable with --allow-unverified) with a missing head or a head of the wrong shape
+    is refused with a WeightsError naming the file and the key."""
+    name = "rgb_pnet_lin_vgg_trial0.pth"
+    original = _original(ORIGINAL_WEIGHTS / name)
+
+    missing = dict(original)
+    del missing["lin4.model.1.weight"]
+    torch.save(missing, tmp_path / name)
+    with pytest.raises(WeightsError, match="lin4.model.1.weight") as info:
+        convert_reference_file(tmp_path / name, tmp_path / "out", allow_unverified=True)
+    assert name in str(info.value)
+
+    reshaped = dict(original)
+    reshaped["lin2.model.1.weight"] = original["lin2.model.1.weight"].reshape(1, 256)
+    torch.save(reshaped, tmp_path / name)
+    with pytest.raises(WeightsError, match=r"lin2.model.1.weight.*\(1, 256\).*\(1, 256, 1, 1\)"):
+        convert_reference_file(tmp_path / name, tmp_path / "out", allow_unverified=True)
+
+    # the SqueezeNet heads under the VGG name: seven heads, not five
+    shutil.copy(ORIGINAL_WEIGHTS / "rgb_pnet_lin_squeeze_trial0.pth", tmp_path / name)
+    with pytest.raises(WeightsError, match="expected exactly the keys"):
+        convert_reference_file(tmp_path / name, tmp_path / "out", allow_unverified=True)
+    assert not (tmp_path / "out").exists()
+
+
+# -- 10. ImageNet backbones (torchvision checkpoints) ------------------------------------------------
+
+def _torch_state(arrays: dict) -> dict:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+
+
+def _params(path: Path) -> dict[str, np.ndarray]:
+    return _ours(path)[0]
+
+
+def _same_params(a: dict, b: dict) -> bool:
+    return list(a) == list(b) and all(_same_bits(a[k], b[k]) for k in a)
+
+
+def _squeeze_checkpoint(folder: Path, name: str, random_backbones, *, prefix: str = "features.",
+                        change=None) -> Path:
+    """The random SqueezeNet features saved as a state dict named ``name``, keys 'features.<i>.*' or, with
+    prefix='', '<i>.*'; ``change`` may edit the {key: array} dict first."""
+    state = {prefix + k[len("features."):]: v for k, v in random_backbones["squeezenet1_1"].items()}
+    if change is not None:
+        change(state)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(_torch_state(state), folder / name)
+    return folder / name
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch) -> Path:
+    """An empty torch hub cache: $TORCH_HOME = tmp_path/torch_home (its hub/checkpoints folder)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    folder = tmp_path / "torch_home" / "hub" / "checkpoints"
+    assert weights.torch_hub_checkpoints() == folder
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_known_torchvision_digests_are_consistent():
+    """The pinned table names exactly the checkpoints the Deeploss backbones list; each pinned digest is a
+    sha256 that starts with the 8 hex digits torchvision put in the file name; one name per backbone is
+    pinned in full (squeezenet1_1-f364aa15.pth is checked by its prefix only)."""
+    names = {f for b in deeploss.BACKBONES.values() for f in b.torchvision_files}
+    assert set(convert.TORCHVISION_SHA256) == names
+    for name, digest in convert.TORCHVISION_SHA256.items():
+        assert len(convert.torchvision_prefix(name)) == 8
+        if digest is not None:
+            assert len(digest) == 64 and int(digest, 16) >= 0
+            assert digest.startswith(convert.torchvision_prefix(name)), name
+    assert convert.TORCHVISION_SHA256["squeezenet1_1-f364aa15.pth"] is None
+    assert all(convert.TORCHVISION_SHA256[b.torchvision_files[0]] for b in deeploss.BACKBONES.values())
+
+
+@pytest.mark.parametrize("backbone", [VGG, SQUEEZE], ids=lambda b: b.name)
+def test_backbone_conversion_keeps_only_the_features(backbone, converted_weights, random_backbones,
+                                                     random_backbone_checkpoints):
+    """converted_weights holds <name>_backbone.npz converted from the random torchvision-layout checkpoint:
+    one {kernel, bias} per layer of Backbone.layout, kernel = the OIHW weight transposed to HWIO and bias
+    the same bits; SqueezeNet's classifier is dropped; metadata: source file, its sha256, 'unverified';
+    watson_jax.weights.load_backbone accepts it."""
+    ours, meta = _ours(converted_weights / backbone.filename)
+    random = random_backbones[backbone.name]
+    assert set(ours) == {f"{layer}/{leaf}" for layer in backbone.layout for leaf in ("kernel", "bias")}
+    assert len(ours) == len(random)
+    for layer, shape in backbone.layout.items():
+        assert ours[f"{layer}/kernel"].shape == shape
+        assert _same_bits(ours[f"{layer}/kernel"], np.transpose(random[f"{layer}.weight"], (2, 3, 1, 0))), layer
+        assert _same_bits(ours[f"{layer}/bias"], random[f"{layer}.bias"]), layer
+    assert not any("classifier" in k for k in ours)
+    src = random_backbone_checkpoints[backbone.name]
+    if backbone is SQUEEZE:
+        assert "classifier.1.weight" in _original(src)
+    assert meta["source"] == src.name
+    assert meta["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert meta["version"] == "unverified"
+    loaded = weights.load_backbone(backbone, converted_weights)
+    assert _same_bits(loaded["features.0"]["kernel"], ours["features.0/kernel"])
+
+
+def test_backbone_key_styles_give_identical_files(tmp_path, random_backbone_checkpoints, random_backbones,
+                                                  converted_weights):
+    """A whole-model state dict (features + classifier), a features-only one ('features.<i>.*') and the
+    state dict of the features Sequential ('<i>.weight', '<i>.squeeze.weight', ...) convert to the same
+    parameters; only the provenance metadata differs."""
+    whole = random_backbone_checkpoints["squeezenet1_1"]
+    features = _squeeze_checkpoint(tmp_path / "a", "features.pth", random_backbones)
+    sequential = _squeeze_checkpoint(tmp_path / "b", "sequential.pth", random_backbones, prefix="")
+    assert list(_original(sequential))[:3] == ["0.weight", "0.bias", "3.squeeze.weight"]
+    reference = _params(converted_weights / SQUEEZE.filename)
+    for i, path in enumerate((whole, features, sequential)):
+        out = convert.convert_backbone(path, "squeezenet1_1", tmp_path / f"out{i}", allow_unverified=True)
+        assert out == tmp_path / f"out{i}" / "squeezenet1_1_backbone.npz"
+        assert _same_params(_params(out), reference), path.name
+        assert _ours(out)[1]["source"] == path.name
+
+
+def test_unverified_backbone_needs_allow_unverified(tmp_path, capsys, random_backbone_checkpoints):
+    """A checkpoint whose sha256 is not torchvision's is refused (exit 1, the error names the file, its
+    sha256, the known file names and --allow-unverified; nothing written); the flag converts it."""
+    path = random_backbone_checkpoints["squeezenet1_1"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError, match="--allow-unverified"):
+        convert.convert_backbone(path, SQUEEZE, tmp_path / "o1")
+    status, stdout, stderr = _run(capsys, "--squeezenet", path, "--dest", tmp_path / "o2")
+    assert status == 1
+    assert str(path) in stderr and digest in stderr and "--allow-unverified" in stderr
+    assert "squeezenet1_1-b8a52dc0.pth" in stderr and "Traceback" not in stderr
+    assert not _lines(stdout, "wrote") and not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+    status, stdout, stderr = _run(capsys, "--squeezenet", path, "--dest", tmp_path / "o2", "--allow-unverified")
+    assert status == 0, stderr
+    assert _lines(stdout, "wrote") == [f"wrote {tmp_path / 'o2' / SQUEEZE.filename}  (from {path.name})"]
+
+
+def test_pinned_digest_verifies_and_identifies_the_backbone(tmp_path, capsys, monkeypatch,
+                                                            random_backbone_checkpoints):
+    """A file whose sha256 is the pinned digest of a torchvision file converts without --allow-unverified,
+    whatever its name, with version 'torchvision'; given to the other backbone's option it is refused as
+    that backbone's checkpoint (even the flag does not get past the missing VGG layers)."""
+    path = random_backbone_checkpoints["squeezenet1_1"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(convert.TORCHVISION_SHA256, "squeezenet1_1-b8a52dc0.pth", digest)
+
+    status, _, stderr = _run(capsys, "--squeezenet", path, "--dest", tmp_path / "ok")
+    assert status == 0, stderr
+    meta = _ours(tmp_path / "ok" / SQUEEZE.filename)[1]
+    assert (meta["version"], meta["sha256"], meta["source"]) == ("torchvision", digest, path.name)
+
+    status, _, stderr = _run(capsys, "--vgg16", path, "--dest", tmp_path / "wrong")
+    assert status == 1
+    assert "squeezenet1_1-b8a52dc0.pth" in stderr and "not vgg16" in stderr
+    status, _, stderr = _run(capsys, "--vgg16", path, "--dest", tmp_path / "wrong", "--allow-unverified")
+    assert status == 1
+    assert "missing key 'features.2.weight'" in stderr and "not a torchvision vgg16 checkpoint" in stderr
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_prefix_verification_as_torch_hub(tmp_path, random_backbone_checkpoints):
+    """For a known file name without a pinned full digest, a sha256 starting with the 8 hex digits of the
+    name is accepted ('torchvision-prefix'), as torch hub's check_hash does; any other digest is refused."""
+    path = random_backbone_checkpoints["squeezenet1_1"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    named = dataclasses.replace(SQUEEZE, torchvision_files=(f"squeezenet1_1-{digest[:8]}.pth",))
+    assert named.torchvision_files[0] not in convert.TORCHVISION_SHA256
+    assert convert.verify_backbone(path, named) == (digest, "torchvision-prefix")
+    out = convert.convert_backbone(path, named, tmp_path)
+    assert _ours(out)[1]["version"] == "torchvision-prefix"
+
+    other = "0" * 8 if not digest.startswith("0" * 8) else "f" * 8
+    with pytest.raises(WeightsError, match="--allow-unverified"):
+        convert.verify_backbone(path, dataclasses.replace(SQUEEZE, torchvision_files=(f"sq-{other}.pth",)))
+    # the real old SqueezeNet name is checked the same way: this file does not start with f364aa15
+    assert convert.verify_backbone(path, SQUEEZE, allow_unverified=True) == (digest, "unverified")
+
+
+@pytest.mark.parametrize("name", SQUEEZE.torchvision_files)
+def test_hub_cache_lookup(name, hub, tmp_path, capsys, random_backbones):
+    """--squeezenet without a path finds the checkpoint in $TORCH_HOME/hub/checkpoints under either known
+    name; a file under a known name whose content is not torchvision's is refused (named like torchvision's
+    checkpoint, but the sha256 differs) unless --allow-unverified. A folder given as PATH is searched the
+    same way."""
+    _squeeze_checkpoint(hub, name, random_backbones)
+    status, stdout, stderr = _run(capsys, "--squeezenet", "--dest", tmp_path / "o1")
+    assert status == 1
+    assert "named like torchvision's" in stderr and str(hub / name) in stderr and "--allow-unverified" in stderr
+    assert not _lines(stdout, "wrote")
+
+    status, stdout, stderr = _run(capsys, "--squeezenet", "--dest", tmp_path / "o1", "--allow-unverified")
+    assert status == 0, stderr
+    assert _lines(stdout, "wrote") == [f"wrote {tmp_path / 'o1' / SQUEEZE.filename}  (from {name})"]
+    assert _ours(tmp_path / "o1" / SQUEEZE.filename)[1]["source"] == name
+
+    status, stdout, stderr = _run(capsys, "--squeezenet", hub, "--dest", tmp_path / "o2", "--allow-unverified")
+    assert status == 0, stderr
+    assert _same_params(_params(tmp_path / "o1" / SQUEEZE.filename), _params(tmp_path / "o2" / SQUEEZE.filename))
+
+
+def test_no_backbone_in_hub_cache(hub, tmp_path, capsys):
+    """No checkpoint in the torch hub cache and no path: exit 1, the error names the file(s) to provide and
+    the folder searched; a PATH that does not exist is 'not found'. Nothing is written."""
+    status, stdout, stderr = _run(capsys, "--vgg16", "--squeezenet", "--dest", tmp_path / "out")
+    assert status == 1
+    errors = _lines(stderr, "error:")
+    assert len(errors) == 2
+    assert "vgg16-397923af.pth" in errors[0] and str(hub) in errors[0] and "--vgg16" in errors[0]
+    assert all(f in errors[1] for f in SQUEEZE.torchvision_files) and str(hub) in errors[1]
+    assert not _lines(stdout, "wrote") and not (tmp_path / "out").exists()
+
+    status, _, stderr = _run(capsys, "--vgg16", tmp_path / "nope.pth", "--dest", tmp_path / "out")
+    assert status == 1 and "not found" in stderr and "vgg16-397923af.pth" in stderr
+
+
+def test_backbone_missing_key_wrong_shape_or_dtype(tmp_path, random_backbones):
+    """A checkpoint without one of the layers the loss uses is refused naming the key (in the file's own key
+    style) and saying it is not a torchvision squeezenet1_1 checkpoint; a wrong shape or integer weights are
+    refused naming the key. Nothing is written."""
+    def drop(state):
+        del state["features.12.expand3x3.bias"]
+
+    def drop_sequential(state):
+        del state["3.squeeze.weight"]
+
+    def transpose(state):
+        state["features.3.squeeze.weight"] = np.ascontiguousarray(state["features.3.squeeze.weight"].T)
+
+    def integers(state):
+        state["features.0.bias"] = state["features.0.bias"].astype(np.int32)
+
+    cases = [(drop, "features.", r"missing key 'features.12.expand3x3.bias'.*not a torchvision squeezenet1_1"),
+             (drop_sequential, "", r"missing key '3.squeeze.weight'.*not a torchvision squeezenet1_1"),
+             (transpose, "features.", r"'features.3.squeeze.weight' has shape \(1, 1, 64, 16\), expected "
+                                      r"\(16, 64, 1, 1\)"),
+             (integers, "features.", r"'features.0.bias' holds torch.int32")]
+    for i, (change, prefix, message) in enumerate(cases):
+        path = _squeeze_checkpoint(tmp_path / f"src{i}", "sq.pth", random_backbones, prefix=prefix, change=change)
+        with pytest.raises(WeightsError, match=message):
+            convert.convert_backbone(path, SQUEEZE, tmp_path / "out", allow_unverified=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_originals_and_backbones_in_one_invocation(tmp_path, capsys, random_backbone_checkpoints):
+    """--source with --squeezenet converts the 10 originals (verified: version 'current') and the backbone
+    (unverified, allowed by the same flag) into one folder."""
+    dest = tmp_path / "dest"
+    status, stdout, stderr = _run(capsys, "--source", ORIGINAL_WEIGHTS, "--squeezenet",
+                                  random_backbone_checkpoints["squeezenet1_1"], "--dest", dest, "--allow-unverified")
+    assert status == 0, stderr
+    assert len(_lines(stdout, "wrote")) == len(FORMATS) + 1
+    assert sorted(p.name for p in dest.iterdir()) == sorted([f.our_name for f in FORMATS] + [SQUEEZE.filename])
+    assert {_ours(dest / f.our_name)[1]["version"] for f in FORMATS} == {"current"}
+
+
+def _vgg16_features_module():
+    """torchvision's vgg16().features architecture (configuration D), built from torch.nn."""
+    nn = torch.nn
+    layers, cin = [], 3
+    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=True)]
+            cin = v
+    return nn.Sequential(*layers)
+
+
+def _squeezenet1_1_features_module():
+    """torchvision's squeezenet1_1().features architecture, built from torch.nn."""
+    nn = torch.nn
+
+    class Fire(nn.Module):
+        def __init__(self, cin, s, e1, e3):
+            super().__init__()
+            self.squeeze = nn.Conv2d(cin, s, 1)
+            self.squeeze_activation = nn.ReLU(inplace=True)
+            self.expand1x1 = nn.Conv2d(s, e1, 1)
+            self.expand1x1_activation = nn.ReLU(inplace=True)
+            self.expand3x3 = nn.Conv2d(s, e3, 3, padding=1)
+            self.expand3x3_activation = nn.ReLU(inplace=True)
+
+    pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
+    return nn.Sequential(nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(inplace=True), pool(),
+                         Fire(64, 16, 64, 64), Fire(128, 16, 64, 64), pool(),
+                         Fire(128, 32, 128, 128), Fire(256, 32, 128, 128), pool(),
+                         Fire(256, 48, 192, 192), Fire(384, 48, 192, 192),
+                         Fire(384, 64, 256, 256), Fire(512, 64, 256, 256))
+
+
+@pytest.mark.parametrize("backbone", [VGG, SQUEEZE], ids=lambda b: b.name)
+def test_backbone_round_trip(backbone, exported, converted_weights, random_backbones, tmp_path, capsys):
+    """--to-torch writes <name>_features.pth: torchvision's keys 'features.<i>.weight|bias' in torchvision's
+    order, OIHW, the original bits (contiguous float32); with the 'features.' prefix removed it loads with
+    strict=True into torchvision's features architecture, and converting it again gives the same npz."""
+    path = exported / convert.exported_backbone_name(backbone)
+    assert path.name == f"{backbone.name}_features.pth"
+    back = _original(path)
+    random = random_backbones[backbone.name]
+    assert list(back) == list(random)
+    for key, value in random.items():
+        assert back[key].is_contiguous() and _same_bits(back[key], value), key
+
+    module = _vgg16_features_module() if backbone is VGG else _squeezenet1_1_features_module()
+    module.load_state_dict({k[len("features."):]: v for k, v in back.items()}, strict=True)
+
+    status, _, stderr = _run(capsys, backbone.converter_flag, path, "--dest", tmp_path, "--allow-unverified")
+    assert status == 0, stderr
+    assert _same_params(_params(tmp_path / backbone.filename), _params(converted_weights / backbone.filename))

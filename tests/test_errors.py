@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from watson_jax import InputError, InputTypeError, LossProvider, MissingWeightsError, OptionError, WeightsError
+from watson_jax import (InputError, InputTypeError, LossProvider, MissingBackboneError, MissingWeightsError,
+                        OptionError, WeightsError)
 from watson_jax import weights
 
 PROVIDER = LossProvider()
@@ -94,10 +95,21 @@ def test_unknown_name_lists_the_valid_ones():
         make("watson-xyz")
 
 
-@pytest.mark.parametrize("name", ["deeploss-vgg", "Deeploss-Squeeze"])
-def test_planned_losses_are_known_but_not_yet_built(name):
-    with pytest.raises(NotImplementedError, match="not implemented in this version.*issue"):
-        make(name)
+@pytest.mark.parametrize("name,checkpoint,flag", [("deeploss-vgg", "vgg16-397923af", "--vgg16"),
+                                                ("Deeploss-Squeeze", "squeezenet1_1-b8a52dc0", "--squeezenet")])
+def test_deeploss_without_backbone_names_the_checkpoint(name, checkpoint, flag, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(MissingBackboneError, match=f"(?s){checkpoint}.*convert_weights.py {flag} <path"):
+        make(name, weights_dir=tmp_path)
+
+
+def test_deeploss_backbone_in_the_torch_hub_cache_is_pointed_out(tmp_path, monkeypatch):
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "vgg16-397923af.pth").write_bytes(b"")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(MissingBackboneError, match="(?s)in the torch hub cache.*convert_weights.py --vgg16 --dest"):
+        make("Deeploss-VGG", weights_dir=tmp_path)
 
 
 def test_unknown_colorspace():

@@ -39,6 +39,8 @@ def test_compare_example_output_is_current(converted_weights, capsys):
     assert main(["compare", str(samples / "ex_ref.png"), str(samples / "ex_p0.png"),
                  "--weights-dir", str(converted_weights)]) == 0
     printed = dict(line.split() for line in capsys.readouterr().out.strip().splitlines())
-    assert printed.keys() == documented.keys()
+    # The test weights hold random stand-ins for the ImageNet backbones, so the README documents no
+    # Deeploss numbers; every other line must be there.
+    assert set(printed) - set(documented) == {"Deeploss-VGG", "Deeploss-Squeeze"}
     for name, value in documented.items():
         assert float(printed[name]) == pytest.approx(float(value), rel=1e-5), name

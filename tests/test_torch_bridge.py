@@ -111,3 +111,12 @@ def test_elementwise_maps_through_the_bridge():
     bridged = wtorch.from_jax(watson_jax.LossProvider().get_loss_function("L1"))(x, y, elementwise=True)
     assert bridged.shape == x.shape
     assert torch.allclose(bridged, (x - y).abs())
+
+
+def test_spatial_maps_cross_the_bridge():
+    loss = watson_jax.LossProvider().get_loss_function("Watson-DCT", pretrained=False, deterministic=False)
+    x, y = tensors()
+    got = wtorch.from_jax(loss)(x, y, spatial=True)        # no random shift, so no seed is drawn
+    want = loss(np.transpose(x.numpy(), (0, 2, 3, 1)), np.transpose(y.numpy(), (0, 2, 3, 1)), spatial=True)
+    assert got.shape == (2, 16, 24)
+    np.testing.assert_allclose(got.numpy(), np.asarray(want), rtol=1e-6)

@@ -5,10 +5,11 @@
     d = loss(x, y)          # x: input, y: target (masking reference), NHWC in [0, 1]
 """
 
-from .errors import InputError, InputTypeError, MissingWeightsError, OptionError, WeightsError
+from .errors import (InputError, InputTypeError, MissingBackboneError, MissingWeightsError, OptionError,
+                     WeightsError)
 from .provider import Loss, LossConfig, LossProvider
 
 __version__ = "0.1.0"
 
 __all__ = ["LossProvider", "Loss", "LossConfig", "InputError", "InputTypeError", "OptionError",
-           "WeightsError", "MissingWeightsError", "__version__"]
+           "WeightsError", "MissingWeightsError", "MissingBackboneError", "__version__"]

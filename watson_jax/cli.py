@@ -12,8 +12,12 @@ Contract:
   * Both images are read with Pillow as RGB, scaled to float32 in [0, 1], batch of one (NHWC), and cropped
     top-left to the largest multiples of 8 in H and W (the Watson losses cut 8x8 blocks), so every loss
     sees the same pixels.
-  * The Watson losses use the converted pretrained weights when they are found (``--weights-dir``, else
-    ``$WATSON_JAX_WEIGHTS``, else ``~/.cache/watson_jax``), else their untuned initial parameters.
+  * The tuned losses use the converted pretrained weights when they are found (``--weights-dir``, else
+    ``$WATSON_JAX_WEIGHTS``, else ``~/.cache/watson_jax``), else their untuned initial parameters. The
+    Deeploss losses also need their converted ImageNet backbone: by default they are computed when it is
+    there and skipped with a note when not; asked for by name without it, they are a usage error.
+  * ``--map FILE.png`` also writes where the images differ: A, B and one heat map per loss side by side
+    (each map scaled to its own range, dark = equal, bright = different).
   * Exit status 0 on success, 1 if a loss returned a non-finite value, 2 for a usage error (unknown loss
     or colour space, missing, unreadable or differently sized images, corrupt weights) with an
     argparse-style message on stderr.
@@ -34,7 +38,7 @@ import numpy as np
 
 from . import registry, weights
 from .losses import adaptive
-from .errors import MissingWeightsError, OptionError, WeightsError
+from .errors import MissingBackboneError, MissingWeightsError, OptionError, WeightsError
 from .provider import Loss, LossProvider
 from .validation import BLOCK_SIZE
 
@@ -102,12 +106,29 @@ def load_pair(reference: str, other: str) -> ImagePair:
 # ---------------------------------------------------------------------------------------------- losses
 
 
+def default_metric_names(weights_dir: Optional[str]) -> tuple[list[str], Optional[str]]:
+    """Every loss whose parameters do not depend on the image size (Adaptive is computed on request), less
+    the Deeploss losses whose backbone has not been converted; and a note naming those, or None."""
+    names, missing = [], []
+    for metric in registry.METRICS:
+        if metric.sized:
+            continue
+        if metric.backbone is not None and not (weights.weights_dir(weights_dir) / metric.backbone.filename).is_file():
+            missing.append(metric)
+            continue
+        names.append(metric.name)
+    note = None
+    if missing:
+        flags = " ".join(f"{m.backbone.converter_flag} <{m.backbone.torchvision_files[0]}>" for m in missing)
+        note = (f"note: skipped {', '.join(m.name for m in missing)}: no converted ImageNet backbone in "
+                f"{weights.weights_dir(weights_dir)}; convert torchvision's checkpoints once with: python "
+                f"convert_weights.py {flags} --dest {weights.weights_dir(weights_dir)}")
+    return names, note
+
+
 def parse_metric_names(values: Optional[Sequence[str]]) -> list[str]:
     """Canonical loss names from repeated and/or comma-separated ``--metric`` values, in order, without
-    duplicates; when none were given, every available loss whose parameters do not depend on the image
-    size (Adaptive is computed on request). Raises UsageError for an unknown name."""
-    if not values:
-        return [name for name in registry.available_names() if not registry.lookup(name).sized]
+    duplicates. Raises UsageError for an unknown name."""
     names: list[str] = []
     for value in values:
         for part in value.split(","):
@@ -115,7 +136,7 @@ def parse_metric_names(values: Optional[Sequence[str]]) -> list[str]:
                 continue
             try:
                 name = registry.lookup(part).name
-            except (OptionError, NotImplementedError) as err:
+            except OptionError as err:
                 raise UsageError(str(err)) from None
             if name not in names:
                 names.append(name)
@@ -143,11 +164,14 @@ def build_losses(names: Sequence[str], colorspace: str, weights_dir: Optional[st
             other_size.append(name)
             continue
         try:
-            loss = provider.get_loss_function(name, pretrained=True, **options)
-        except MissingWeightsError:
-            loss = provider.get_loss_function(name, pretrained=False, **options)
-            untuned.append(loss.name)
-        except WeightsError as err:
+            try:
+                loss = provider.get_loss_function(name, pretrained=True, **options)
+            except MissingBackboneError:
+                raise
+            except MissingWeightsError:
+                loss = provider.get_loss_function(name, pretrained=False, **options)
+                untuned.append(loss.name)
+        except WeightsError as err:    # corrupt weights, a missing Deeploss backbone
             raise UsageError(str(err)) from None
         losses.append(loss)
     notes = [_untuned_note(untuned, weights_dir)]
@@ -179,6 +203,48 @@ def distances(losses: Sequence[Loss], pair: ImagePair) -> list[tuple[str, float]
     return [(loss.name, float(_evaluate_jit(loss, pair.x, pair.y))) for loss in losses]
 
 
+@jax.jit
+def _distance_map(loss: Loss, x, y):
+    return loss(x, y, spatial=True)
+
+
+#: Anchor colours of the heat maps (dark purple → red → yellow), interpolated linearly.
+_HEAT_COLOURS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
+
+
+def heat_map(values: np.ndarray) -> np.ndarray:
+    """An (H, W) map as an (H, W, 3) uint8 heat map scaled to the map's own range (flat maps are dark)."""
+    low, high = float(values.min()), float(values.max())
+    t = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    position = t * (len(_HEAT_COLOURS) - 1)
+    i = np.clip(np.floor(position).astype(int), 0, len(_HEAT_COLOURS) - 2)
+    frac = (position - i)[..., None]
+    return np.round(_HEAT_COLOURS[i] * (1 - frac) + _HEAT_COLOURS[i + 1] * frac).astype(np.uint8)
+
+
+def write_map_figure(path: str, pair: ImagePair, losses: Sequence[Loss]) -> None:
+    """A, B and each loss's distance map side by side, each panel labelled, as one image file."""
+    from PIL import Image, ImageDraw
+
+    panels = [("A (reference)", pair.y[0]), ("B", pair.x[0])]
+    panels += [(loss.name, heat_map(np.asarray(_distance_map(loss, pair.x, pair.y))[0]).astype(np.float32) / 255)
+               for loss in losses]
+    h, w = pair.x.shape[1:3]
+    scale = max(1, -(-128 // min(h, w)))    # small images are enlarged (nearest neighbour) to be readable
+    label_height, gap = 14, 4
+    figure = Image.new("RGB", (len(panels) * (w * scale + gap) - gap, h * scale + label_height), "white")
+    draw = ImageDraw.Draw(figure)
+    for k, (label, image) in enumerate(panels):
+        left = k * (w * scale + gap)
+        tile = Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        figure.paste(tile.resize((w * scale, h * scale), Image.NEAREST), (left, label_height))
+        draw.text((left + 2, 1), label, fill="black")
+    try:
+        figure.save(path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot write the map to {path}: {err}") from None
+
+
 def format_table(rows: Sequence[tuple[str, float]]) -> str:
     """One aligned line per loss: the name, padded, then the value with 6 significant digits."""
     width = max(len(name) for name, _ in rows) + 3
@@ -190,18 +256,26 @@ def format_table(rows: Sequence[tuple[str, float]]) -> str:
 
 def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The ``compare`` command: print the distances of B to A. Raises UsageError for bad arguments."""
-    names = parse_metric_names(args.metric)
+    skipped = None
+    if args.metric:
+        names = parse_metric_names(args.metric)
+    else:
+        names, skipped = default_metric_names(args.weights_dir)
     try:
         colorspace = registry.canonical_colorspace(args.colorspace)
     except OptionError as error:
         raise UsageError(str(error)) from None
     pair = load_pair(args.reference, args.input)
     losses, untuned = build_losses(names, colorspace, args.weights_dir, pair.x.shape[1:3])
-    for note in (pair.note, untuned):
+    for note in (pair.note, skipped, untuned):
         if note:
             print(note, file=err)
     rows = distances(losses, pair)
     print(format_table(rows), file=out)
+    if args.map:
+        write_map_figure(args.map, pair, losses)
+        print(f"note: wrote the distance maps to {args.map} (A, B, then {', '.join(l.name for l in losses)})",
+              file=err)
     return 0 if all(math.isfinite(v) for _, v in rows) else 1
 
 
@@ -222,6 +296,9 @@ def _add_compare(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--weights-dir", metavar="DIR", default=None,
                         help="folder of converted weights (default: $WATSON_JAX_WEIGHTS or "
                              "~/.cache/watson_jax)")
+    parser.add_argument("--map", metavar="FILE.png", default=None,
+                        help="also write where the images differ: A, B and each loss's distance map as a heat "
+                             "map, side by side (any format Pillow writes)")
     parser.set_defaults(command=run_compare, command_parser=parser)
     return parser
 

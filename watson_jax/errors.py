@@ -23,3 +23,8 @@ class WeightsError(RuntimeError):
 
 class MissingWeightsError(WeightsError, FileNotFoundError):
     """The converted weight file for a loss does not exist; the message names the converter command."""
+
+
+class MissingBackboneError(MissingWeightsError):
+    """A Deeploss loss's converted ImageNet backbone does not exist (needed even with pretrained=False); the
+    message names the torchvision checkpoint to provide and the converter command."""

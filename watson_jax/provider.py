@@ -31,6 +31,7 @@ class LossConfig:
     reduction: str           # 'none' | 'sum' | 'mean'
     deterministic: bool
     luminance: str           # 'image' | 'batch'
+    precision: str = "highest"   # 'highest' | 'default': of convolutions and matrix products
 
     @property
     def metric(self) -> registry.Metric:
@@ -41,7 +42,8 @@ class LossConfig:
         """Channel counts the images may have: 3 for RGB, 1 or 3 (converted) for greyscale."""
         return (3,) if self.colorspace == "rgb" else (1, 3)
 
-    def check_call(self, *, shift=None, elementwise: bool = False) -> None:
+    def check_call(self, *, shift=None, elementwise: bool = False, spatial: bool = False,
+                   tuning: bool = False) -> None:
         """Raise OptionError for call options this loss does not have (shared by the JAX loss, the torch
         modules and the bridge; the shift's values are checked by each side's own validation)."""
         metric = self.metric
@@ -50,6 +52,9 @@ class LossConfig:
             raise OptionError(f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}.")
         if shift is not None and not metric.random_shift:
             raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
+        if spatial and (elementwise or tuning or shift is not None):
+            raise OptionError("spatial=True returns the distance map of the unshifted images in evaluation mode; "
+                              "it cannot be combined with elementwise=True, tuning=True or shift=.")
 
 
 class Constants:
@@ -86,23 +91,27 @@ class Loss:
     (N,) for reduction 'none', else their sum or mean.
     """
 
-    def __init__(self, params: Any, config: LossConfig, constants: Optional[Constants] = None):
+    def __init__(self, params: Any, config: LossConfig, constants: Optional[Constants] = None,
+                 frozen: Any = None):
         self.params = params
         self.config = config
         self.constants = Constants() if constants is None else constants
+        self.frozen = {} if frozen is None else frozen
 
-    # -- pytree protocol: the parameters are the children; options and constants the static structure.
+    # -- pytree protocol: the parameters and the frozen arrays are the children; options and constants
+    # the static structure. The frozen backbone (up to 15M numbers) is a child, not a constant, so that it
+    # reaches compiled programs as an argument instead of being baked into them.
     def tree_flatten(self):
-        return (self.params,), (self.config, self.constants)
+        return (self.params, self.frozen), (self.config, self.constants)
 
     @classmethod
     def tree_unflatten(cls, static, children):
-        return cls(children[0], *static)
+        return cls(children[0], *static, frozen=children[1])
 
     def __repr__(self) -> str:
         c = self.config
         return (f"Loss({c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
-                f"deterministic={c.deterministic}, luminance={c.luminance!r})")
+                f"deterministic={c.deterministic}, luminance={c.luminance!r}, precision={c.precision!r})")
 
     @property
     def name(self) -> str:
@@ -110,19 +119,23 @@ class Loss:
 
     def replace(self, params) -> "Loss":
         """The same loss with other parameters (e.g. after an optax update)."""
-        return Loss(params, self.config, self.constants)
+        return Loss(params, self.config, self.constants, self.frozen)
 
-    def needs_key(self, *, tuning: bool = False, shift=None) -> bool:
+    def needs_key(self, *, tuning: bool = False, shift=None, spatial: bool = False) -> bool:
         """Whether a call with these options draws random numbers and so needs ``key``."""
+        if spatial:
+            return False
         metric = self.config.metric
         random_shift = metric.random_shift and not self.config.deterministic and shift is None
         return random_shift or (tuning and metric.tuning_dropout)
 
-    def __call__(self, x, y, key=None, *, shift=None, tuning: bool = False, elementwise: bool = False) -> jnp.ndarray:
-        return self.apply(self.params, x, y, key, shift=shift, tuning=tuning, elementwise=elementwise)
+    def __call__(self, x, y, key=None, *, shift=None, tuning: bool = False, elementwise: bool = False,
+                 spatial: bool = False) -> jnp.ndarray:
+        return self.apply(self.params, x, y, key, shift=shift, tuning=tuning, elementwise=elementwise,
+                          spatial=spatial)
 
     def apply(self, params, x, y, key=None, *, shift=None, tuning: bool = False,
-              elementwise: bool = False) -> jnp.ndarray:
+              elementwise: bool = False, spatial: bool = False) -> jnp.ndarray:
         """The loss with explicit parameters: a pure function of (params, x, y, key), for tuning.
 
         Args:
@@ -136,14 +149,22 @@ class Loss:
             dropout(0.5) on the per-coefficient terms). Off for evaluation and for training generators.
           elementwise: return the per-element terms whose sum over an image is its distance, NHWC,
             instead of the reduction (L1, L2, Adaptive: the reference's reduction='none' output).
+          spatial: return where the images differ, a map of shape (N, H, W) at input resolution whose sum
+            over an image's pixels is its distance (for Deeploss approximately: its layers' maps are
+            upsampled bilinearly, as LPIPS's spatial mode does); no reduction, no random shift, no key.
+            L1, L2, Adaptive: the elementwise terms summed over channels (Adaptive's live on the
+            reference's representation, a DCT along whole columns, so a local change lights up its
+            columns); SSIM: 1 − SSIM map; Watson: each 8×8 block's share of the distance, spread over
+            its pixels.
         """
         c = self.config
         metric = c.metric
-        c.check_call(shift=shift, elementwise=elementwise)
-        x, y = check_images(x, y, channels=c.channels, loss_name=metric.name, blocks=metric.blocks)
+        c.check_call(shift=shift, elementwise=elementwise, spatial=spatial, tuning=tuning)
+        x, y = check_images(x, y, channels=c.channels, loss_name=metric.name, blocks=metric.blocks,
+                            min_size=metric.min_size)
         if shift is not None:
             check_shift(shift)
-        needs_key = self.needs_key(tuning=tuning, shift=shift)
+        needs_key = self.needs_key(tuning=tuning, shift=shift, spatial=spatial)
         if needs_key and key is None:
             why = "tuning mode draws a dropout mask" if tuning and metric.tuning_dropout else (
                 "deterministic=False applies a random 8-pixel shift")
@@ -161,35 +182,51 @@ class Loss:
         if needs_key:
             check_key(key)
             shift_key, dropout_key = jax.random.split(key)
-        if metric.random_shift and (shift is not None or not c.deterministic):
+        if metric.random_shift and not spatial and (shift is not None or not c.deterministic):
             offset = blocks.random_offset(shift_key) if shift is None else shift
             x, y = blocks.shift(x, offset), blocks.shift(y, offset)
 
-        options = dict(luminance=c.luminance, tuning=tuning, key=dropout_key, constants=self.constants)
-        if elementwise:
-            return metric.elementwise(params, x, y, **options)
-        per_image = metric.distance(params, x, y, **options)
+        backbone = jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, dtype)), self.frozen)
+        options = dict(luminance=c.luminance, tuning=tuning, key=dropout_key, constants=self.constants,
+                       backbone=backbone)
+        with jax.default_matmul_precision(c.precision):
+            if spatial:
+                return metric.spatial(params, x, y, **options)
+            if elementwise:
+                return metric.elementwise(params, x, y, **options)
+            per_image = metric.distance(params, x, y, **options)
         if c.reduction == "none":
             return per_image
         return jnp.sum(per_image) if c.reduction == "sum" else jnp.mean(per_image)
 
 
 def make_config(name: str, colorspace: str, reduction: str, deterministic: bool,
-                luminance: str) -> LossConfig:
+                luminance: str, precision: str = "highest") -> LossConfig:
     """Check and canonicalise the options of a loss (shared by the JAX and the torch providers)."""
     return LossConfig(
         name=registry.lookup(name).name, colorspace=registry.canonical_colorspace(colorspace),
         reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
         deterministic=bool(deterministic),
-        luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"))
+        luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"),
+        precision=registry.check_choice(precision, registry.PRECISIONS, "precision"))
 
 
-def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights_dir
-                    ) -> tuple[dict, Optional[dict], Optional[tuple[int, int, int]]]:
-    """(parameters as numpy arrays, log-partition table or None, image_size) of a loss: pretrained from the
-    weights folder or initial; for Adaptive also its table and its checked image size."""
+@dataclasses.dataclass
+class LoadedParameters:
+    """What a loss is built from (numpy arrays): its parameters, Adaptive's log-partition table and checked
+    image size, a Deeploss backbone."""
+
+    params: dict
+    table: Optional[dict] = None
+    image_size: Optional[tuple[int, int, int]] = None
+    backbone: Optional[dict] = None
+
+
+def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights_dir) -> LoadedParameters:
+    """The parameters of a loss, pretrained from the weights folder or initial, and what else it needs (the
+    Adaptive table, a Deeploss backbone)."""
     metric = config.metric
-    table = None
+    table = backbone = None
     if metric.sized:
         image_size = adaptive.normalise_image_size(image_size)
         if pretrained and image_size != adaptive.PRETRAINED_SIZE:
@@ -200,7 +237,9 @@ def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights
     params = metric.init_params(config.colorspace, image_size)
     if pretrained and metric.weights_stem is not None:
         params = weights.load_pretrained(metric.weights_stem, config.colorspace, params, weights_dir)
-    return params, table, image_size
+    if metric.backbone is not None:
+        backbone = weights.load_backbone(metric.backbone, weights_dir)
+    return LoadedParameters(params, table, image_size, backbone)
 
 
 class LossProvider:
@@ -214,25 +253,31 @@ class LossProvider:
     def get_loss_function(self, name: str, colorspace: str = "RGB", reduction: str = "sum",
                           deterministic: bool = False, pretrained: bool = True,
                           image_size: Optional[tuple[int, ...]] = None, *, luminance: str = "image",
-                          weights_dir=None) -> Loss:
+                          precision: str = "highest", weights_dir=None) -> Loss:
         """Build a loss.
 
         Args:
-          name: 'L1', 'L2', 'SSIM', 'Watson-DCT' ('Watson'), 'Watson-DFT' ('Watson-FFT'); case-insensitive.
+          name: 'L1', 'L2', 'SSIM', 'Watson-DCT' ('Watson'), 'Watson-DFT' ('Watson-FFT'), 'Adaptive',
+            'Deeploss-VGG', 'Deeploss-Squeeze'; case-insensitive.
           colorspace: 'RGB', or greyscale: 'LA', 'L', 'grey', 'gray', 'greyscale' (case-insensitive).
           reduction: 'none' → one distance per image (N,); 'sum' → their sum; 'mean' → their mean.
           deterministic: False (default) applies the Watson losses' random 8-pixel shift and needs a key.
-          pretrained: load the converted 2AFC-tuned weights (Watson losses), else the initial parameters.
+          pretrained: load the converted 2AFC-tuned weights, else the initial parameters (Deeploss: heads
+            of ones, the plain channel sum). Deeploss always needs its converted ImageNet backbone.
           image_size: (C, H, W) of the images, for the Adaptive loss, whose parameters are per dimension
             (default and pretrained: (3, 64, 64)); unused by the other losses.
           luminance: 'image' (each image's own mean luminance; no coupling between the images of a batch)
             or 'batch' (the reference's batch-wide mean).
+          precision: 'highest' (default): convolutions and matrix products in full float32 on every backend;
+            'default': the backend's faster default (e.g. TF32 on NVIDIA GPUs, bfloat16 passes on TPUs) for
+            Deeploss's convolutions, for training. The Watson, SSIM and Adaptive transforms always request
+            full precision.
           weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
         """
-        config = make_config(name, colorspace, reduction, deterministic, luminance)
-        params, table, _ = load_parameters(config, pretrained=pretrained, image_size=image_size,
-                                           weights_dir=weights_dir)
+        config = make_config(name, colorspace, reduction, deterministic, luminance, precision)
+        loaded = load_parameters(config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir)
         constants = None
-        if table is not None:
-            constants = Constants({"log_partition": {k: table[k] for k in ("values", "tangents")}})
-        return Loss(jax.tree.map(jnp.asarray, params), config, constants)
+        if loaded.table is not None:
+            constants = Constants({"log_partition": {k: loaded.table[k] for k in ("values", "tangents")}})
+        frozen = None if loaded.backbone is None else jax.tree.map(jnp.asarray, loaded.backbone)
+        return Loss(jax.tree.map(jnp.asarray, loaded.params), config, constants, frozen)

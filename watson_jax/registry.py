@@ -10,31 +10,29 @@ import dataclasses
 import functools
 from typing import Callable, Optional
 
+import jax.numpy as jnp
+
 from .errors import OptionError
-from .losses import adaptive, pixel, ssim, watson
+from .losses import adaptive, deeploss, pixel, ssim, watson
 
 
-def _without_options(fn):
-    """Adapt a distance (or map) that takes no options to the common signature."""
+def _taking(fn, *names: str, **fixed):
+    """Adapt a loss function to the common signature ``(params, x, y, **options)``, passing on only the
+    options it takes (``names``) and fixed keyword arguments."""
     @functools.wraps(fn)
-    def distance(params, x, y, **_options):
-        return fn(params, x, y)
-    return distance
+    def adapted(params, x, y, **options):
+        return fn(params, x, y, **{n: options[n] for n in names}, **fixed)
+    return adapted
 
 
-def _without_constants(fn):
-    """Adapt a distance that uses no constants to the common signature."""
-    return lambda params, x, y, *, constants=None, **options: fn(params, x, y, **options)
-
-
-def _without_image_size(fn):
-    """Adapt an ``init_params(colorspace)`` to the common ``init_params(colorspace, image_size)``."""
-    return lambda colorspace, image_size=None: fn(colorspace)
-
-
-def _adaptive(fn):
+def _with_table(fn):
     """The Adaptive loss reads its log-partition table from the loss's constants."""
-    return lambda params, x, y, *, constants, **_options: fn(params, x, y, table=constants["log_partition"])
+    return lambda params, x, y, **options: fn(params, x, y, table=options["constants"]["log_partition"])
+
+
+def _fixed_size(init):
+    """Adapt an ``init_params(colorspace)`` to the common ``init_params(colorspace, image_size)``."""
+    return lambda colorspace, image_size=None: init(colorspace)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,56 +43,85 @@ class Metric:
       name: canonical name, e.g. 'Watson-DFT'.
       aliases: other accepted names (the reference's).
       init_params: (colorspace ('rgb' | 'grey'), image_size) → initial parameter pytree (numpy float32).
-      distance: (params, x, y, *, luminance, tuning, key, constants) → (N,), x and y NHWC, already
-        colour-checked; ``constants`` are the loss's non-trainable arrays (e.g. a lookup table).
+      distance: (params, x, y, **options) → (N,), x and y NHWC, already colour-checked. The options are
+        ``luminance``, ``tuning``, ``key``, ``constants`` (the loss's static arrays, e.g. a lookup table)
+        and ``backbone`` (its frozen feature-extractor parameters); each loss takes the ones it needs.
       elementwise: the same signature → the per-element terms whose sum is the distance, NHWC, for
         losses that have them (the reference's 'none' output of L1, L2 and Adaptive).
+      distance_map: the same signature → (N, H, W), where the images differ: a map whose sum over an
+        image's pixels is its distance (approximately for Deeploss). Derived from ``elementwise``
+        (summed over channels) when not given.
       weights_stem: converted weights live in '<stem>_{rgb,gray}.npz'; None for parameter-free losses.
+      backbone: the ImageNet feature extractor a Deeploss loss needs (converted from torchvision).
       sized: the parameters depend on the image size (built for one ``image_size``).
       blocks: H and W must be multiples of 8.
       random_shift: deterministic=False applies the random 8-pixel shift (needs a key).
       tuning_dropout: tuning mode draws a dropout mask (needs a key).
-      planned: for a loss not implemented yet, where it will come from.
     """
 
     name: str
     aliases: tuple[str, ...] = ()
-    init_params: Optional[Callable[[str], dict]] = None
+    init_params: Optional[Callable] = None
     distance: Optional[Callable] = None
     elementwise: Optional[Callable] = None
+    distance_map: Optional[Callable] = None
     weights_stem: Optional[str] = None
+    backbone: Optional[deeploss.Backbone] = None
     sized: bool = False
     blocks: bool = False
     random_shift: bool = False
     tuning_dropout: bool = False
-    planned: Optional[str] = None
+
+    @property
+    def min_size(self) -> int:
+        """The smallest image height and width the loss takes."""
+        return self.backbone.min_size if self.backbone is not None else 1
+
+    def spatial(self, params, x, y, **options):
+        """The distance map (see ``distance_map``)."""
+        if self.distance_map is not None:
+            return self.distance_map(params, x, y, **options)
+        return jnp.sum(self.elementwise(params, x, y, **options), axis=-1)
+
+
+def _pixel(name: str, elementwise, distance) -> Metric:
+    return Metric(name, init_params=lambda colorspace, image_size=None: pixel.init_params(),
+                  distance=_taking(distance), elementwise=_taking(elementwise))
+
+
+def _watson(name: str, alias: str, transform: str, **flags) -> Metric:
+    options = ("luminance", "tuning", "key")
+    return Metric(name, aliases=(alias,), init_params=_fixed_size(functools.partial(watson.init_params, transform)),
+                  distance=_taking(watson.distance, *options, transform=transform),
+                  distance_map=_taking(watson.distance_map, "luminance", transform=transform),
+                  weights_stem=f"watson_{transform}", blocks=True, random_shift=True, **flags)
+
+
+def _deeploss(name: str, stem: str) -> Metric:
+    return Metric(name, init_params=_fixed_size(functools.partial(deeploss.init_params, name)),
+                  distance=_taking(deeploss.distance, "backbone", metric=name),
+                  distance_map=_taking(deeploss.distance_map, "backbone", metric=name),
+                  weights_stem=stem, backbone=deeploss.BACKBONES[name])
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("L1", init_params=_without_image_size(lambda cs: pixel.init_params()),
-           distance=_without_options(pixel.l1_distance), elementwise=_without_options(pixel.l1_map)),
-    Metric("L2", init_params=_without_image_size(lambda cs: pixel.init_params()),
-           distance=_without_options(pixel.l2_distance), elementwise=_without_options(pixel.l2_map)),
-    Metric("SSIM", init_params=_without_image_size(lambda cs: ssim.init_params()),
-           distance=_without_options(ssim.distance)),
-    Metric("Watson-DCT", aliases=("Watson",),
-           init_params=_without_image_size(functools.partial(watson.init_params, "dct")),
-           distance=_without_constants(functools.partial(watson.distance, transform="dct")),
-           weights_stem="watson_dct", blocks=True, random_shift=True),
-    Metric("Watson-DFT", aliases=("Watson-FFT",),
-           init_params=_without_image_size(functools.partial(watson.init_params, "dft")),
-           distance=_without_constants(functools.partial(watson.distance, transform="dft")),
-           weights_stem="watson_dft", blocks=True, random_shift=True, tuning_dropout=True),
-    Metric("Adaptive", init_params=adaptive.init_params, distance=_adaptive(adaptive.distance),
-           elementwise=_adaptive(adaptive.nll_map), weights_stem="adaptive", sized=True),
-    Metric("Deeploss-VGG", planned="the Deeploss issue (#4)"),
-    Metric("Deeploss-Squeeze", planned="the Deeploss issue (#4)"),
+    _pixel("L1", pixel.l1_map, pixel.l1_distance),
+    _pixel("L2", pixel.l2_map, pixel.l2_distance),
+    Metric("SSIM", init_params=lambda colorspace, image_size=None: ssim.init_params(),
+           distance=_taking(ssim.distance), distance_map=_taking(ssim.distance_map)),
+    _watson("Watson-DCT", "Watson", "dct"),
+    _watson("Watson-DFT", "Watson-FFT", "dft", tuning_dropout=True),
+    Metric("Adaptive", init_params=adaptive.init_params, distance=_with_table(adaptive.distance),
+           elementwise=_with_table(adaptive.nll_map), weights_stem="adaptive", sized=True),
+    _deeploss("Deeploss-VGG", "deeploss_vgg"),
+    _deeploss("Deeploss-Squeeze", "deeploss_squeeze"),
 )
 
 COLORSPACES = {"rgb": "rgb", "la": "grey", "l": "grey", "grey": "grey", "gray": "grey",
                "greyscale": "grey", "grayscale": "grey"}
 REDUCTIONS = ("none", "sum", "mean")
 LUMINANCE_MODES = ("image", "batch")
+PRECISIONS = ("highest", "default")
 
 
 def _key(name: str) -> str:
@@ -105,8 +132,8 @@ _BY_NAME = {_key(alias): m for m in METRICS for alias in (m.name, *m.aliases)}
 
 
 def available_names() -> list[str]:
-    """Canonical names of the losses that can be built now."""
-    return [m.name for m in METRICS if m.planned is None]
+    """Canonical names of all losses."""
+    return [m.name for m in METRICS]
 
 
 def lookup(name: str) -> Metric:
@@ -115,12 +142,7 @@ def lookup(name: str) -> Metric:
         valid = ", ".join(f"'{m.name}'" + (f" (alias {', '.join(repr(a) for a in m.aliases)})" if m.aliases else "")
                           for m in METRICS)
         raise OptionError(f"unknown loss {name!r}; valid names (case-insensitive): {valid}.")
-    metric = _BY_NAME[_key(name)]
-    if metric.planned is not None:
-        raise NotImplementedError(
-            f"'{metric.name}' is not implemented in this version of watson_jax yet; it arrives with "
-            f"{metric.planned}. Available now: {', '.join(available_names())}.")
-    return metric
+    return _BY_NAME[_key(name)]
 
 
 def canonical_colorspace(colorspace: str) -> str:

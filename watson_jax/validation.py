@@ -78,13 +78,13 @@ def check_block_size(a, arg: str, loss_name: str) -> None:
             f":{w // BLOCK_SIZE * BLOCK_SIZE}]) or pad the images first.")
 
 
-def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: bool):
+def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: bool, min_size: int = 1):
     """Validate a pair of image batches and return them as arrays.
 
     Raises:
       InputTypeError: a non-floating dtype.
       InputError: wrong rank, NCHW layout, wrong channel count, empty batch, mismatched shapes, or
-        (``blocks=True``) H or W not a multiple of 8.
+        (``blocks=True``) H or W not a multiple of 8, or H or W below ``min_size``.
     """
     x = _as_array(x, "x")
     y = _as_array(y, "y")
@@ -97,7 +97,15 @@ def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: boo
             "have the same shape.")
     if blocks:
         check_block_size(x, "x", loss_name)
+    check_min_size(*x.shape[1:3], min_size, loss_name)
     return x, y
+
+
+def check_min_size(h: int, w: int, min_size: int, loss_name: str) -> None:
+    """H and W at least ``min_size`` (the Deeploss networks downsample the images several times)."""
+    if min(h, w) < min_size:
+        raise InputError(f"{loss_name} needs images of at least {min_size}x{min_size} pixels (its network "
+                         f"downsamples them), got H={h}, W={w}.")
 
 
 def check_shift(shift) -> None:

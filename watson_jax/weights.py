@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingWeightsError, WeightsError
+from .errors import MissingBackboneError, MissingWeightsError, WeightsError
 
 ENV_VAR = "WATSON_JAX_WEIGHTS"
 FORMAT_VERSION = 1
@@ -124,3 +124,33 @@ def load_pretrained(stem: str, colorspace: str, template: dict, directory: str |
             f"{converter_command(folder)}\nor pass pretrained=False for the untuned initial parameters.")
     params, _ = read_params(path)
     return check_params(params, template, str(path))
+
+
+def torch_hub_checkpoints() -> Path:
+    """Where torch hub keeps downloaded checkpoints: ``$TORCH_HOME/hub/checkpoints``, with TORCH_HOME
+    defaulting to ``$XDG_CACHE_HOME/torch`` or ``~/.cache/torch`` (as ``torch.hub.get_dir`` does)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "torch")
+    return Path(home).expanduser() / "hub" / "checkpoints"
+
+
+def load_backbone(backbone, directory: str | os.PathLike | None = None) -> dict:
+    """The converted ImageNet backbone of a Deeploss loss (a :class:`watson_jax.losses.deeploss.Backbone`),
+    checked against its layout."""
+    folder = weights_dir(directory)
+    path = folder / backbone.filename
+    if not path.is_file():
+        hub = torch_hub_checkpoints()
+        cached = [hub / f for f in backbone.torchvision_files if (hub / f).is_file()]
+        if cached:
+            how = (f"torchvision's checkpoint is in the torch hub cache ({cached[0]}); convert it once with:\n  "
+                   f"python convert_weights.py {backbone.converter_flag} --dest {folder}")
+        else:
+            how = (f"provide torchvision's ImageNet checkpoint {' or '.join(backbone.torchvision_files)} and "
+                   f"convert it once with:\n  python convert_weights.py {backbone.converter_flag} "
+                   f"<path to {backbone.torchvision_files[0]}> --dest {folder}\n(without a path the converter "
+                   f"looks in the torch hub cache, {hub})")
+        raise MissingBackboneError(f"{backbone.metric} needs the ImageNet {backbone.name} backbone, but {path} "
+                                  f"was not found: {how}")
+    params, _ = read_params(path)
+    return check_params(params, backbone.template(), str(path))

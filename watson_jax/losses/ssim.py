@@ -96,3 +96,10 @@ def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     """1 − mean SSIM of each image pair, NHWC → (N,)."""
     del params
     return 1 - jnp.mean(ssim_map(x, y), axis=(1, 2, 3))
+
+
+def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """(1 − SSIM map) averaged over channels and divided by H·W, (N, H, W): sums to :func:`distance`."""
+    del params
+    _, h, w, _ = x.shape
+    return jnp.mean(1 - ssim_map(x, y), axis=-1) / (h * w)

@@ -127,17 +127,16 @@ def _split_pair(a):
     return jnp.split(a, 2, axis=0)
 
 
-def dct_channel(p: dict, x: jnp.ndarray, y: jnp.ndarray, *, luminance: str, tuning: bool = False,
-                key=None) -> jnp.ndarray:
-    """Watson-DCT distance of one channel, x and y of shape (N, H, W) → (N,). ``tuning`` changes nothing."""
-    del tuning, key
+def _dct_terms(p: dict, x: jnp.ndarray, y: jnp.ndarray, *, luminance: str, tuning: bool = False, key=None):
+    """Watson-DCT per-coefficient terms of one channel: (d, None), d of shape (N, Hb, Wb, 8, 8)."""
+    del tuning, key   # the DCT has no tuning-mode behaviour
     ref, inp = _split_pair(blocks.block_dct(_stack_pair(y, x)))
-    return _pool(masked_error(p, ref, inp, luminance), p["beta"])
+    return masked_error(p, ref, inp, luminance), None
 
 
-def dft_channel(p: dict, x: jnp.ndarray, y: jnp.ndarray, *, luminance: str, tuning: bool = False,
-                key=None) -> jnp.ndarray:
-    """Watson-DFT distance of one channel (amplitude term + phase term), (N, H, W) → (N,)."""
+def _dft_terms(p: dict, x: jnp.ndarray, y: jnp.ndarray, *, luminance: str, tuning: bool = False, key=None):
+    """Watson-DFT per-coefficient terms of one channel: (amplitude terms d, weighted phase terms),
+    each (N, Hb, Wb, 8, 5)."""
     re, im = blocks.block_dft(_stack_pair(y, x))
     amp0, amp1 = _split_pair(jnp.sqrt((re + EPS) ** 2 + (im + EPS) ** 2))
     d = masked_error(p, amp0, amp1, luminance)
@@ -148,10 +147,43 @@ def dft_channel(p: dict, x: jnp.ndarray, y: jnp.ndarray, *, luminance: str, tuni
         amp_key, phase_key = jax.random.split(key)
         d = _dropout(amp_key, d)
         phase = _dropout(phase_key, phase)
-    return _pool(d, p["beta"]) + jnp.sum(phase, axis=(1, 2, 3, 4))
+    return d, phase
 
 
-CHANNEL_DISTANCES = {"dct": dct_channel, "dft": dft_channel}
+CHANNEL_TERMS = {"dct": _dct_terms, "dft": _dft_terms}
+
+
+def channel_distance(p: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, **options) -> jnp.ndarray:
+    """Watson distance of one channel, x and y of shape (N, H, W) → (N,): the Minkowski pool of the
+    per-coefficient terms, plus the phase terms for the DFT."""
+    d, phase = CHANNEL_TERMS[transform](p, x, y, **options)
+    pooled = _pool(d, p["beta"])
+    return pooled if phase is None else pooled + jnp.sum(phase, axis=(1, 2, 3, 4))
+
+
+def channel_block_map(p: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, **options) -> jnp.ndarray:
+    """Each block's share of the channel distance, (N, Hb, Wb), summing to :func:`channel_distance`.
+
+    The pooled term (Σ_b e_b)^(1/β), with e_b = Σ_{u,v} (d + ε) of block b, is shared out in proportion to
+    e_b; a block's phase terms are its own.
+    """
+    d, phase = CHANNEL_TERMS[transform](p, x, y, **options)
+    per_block = jnp.sum(d + EPS, axis=(3, 4))
+    total = jnp.sum(per_block, axis=(1, 2), keepdims=True)
+    shares = per_block / total * total ** (1 / p["beta"])
+    return shares if phase is None else shares + jnp.sum(phase, axis=(3, 4))
+
+
+def _per_channel(fn, params: dict, x: jnp.ndarray, y: jnp.ndarray, key, **options) -> jnp.ndarray:
+    """Σ_c softmax(w_tild)_c · fn(channel c) over the YCbCr channels of RGB images, or fn of the one grey
+    channel."""
+    if x.shape[-1] == 1:
+        return fn(params, x[..., 0], y[..., 0], key=key, **options)
+    x, y = rgb_to_ycbcr(x), rgb_to_ycbcr(y)
+    keys = jax.random.split(key, 3) if key is not None else (None,) * 3
+    per_channel = jnp.stack([fn(params[name], x[..., c], y[..., c], key=k, **options)
+                             for c, (name, k) in enumerate(zip(YCBCR_CHANNELS, keys))], axis=-1)
+    return jnp.sum(per_channel * jax.nn.softmax(params["w_tild"]), axis=-1)
 
 
 def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, luminance: str = "image",
@@ -167,12 +199,16 @@ def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, lu
       tuning: phase of the real DFT bins active and dropout on (DFT only); needs ``key``.
       key: PRNG key for the dropout.
     """
-    channel_distance = CHANNEL_DISTANCES[transform]
-    if x.shape[-1] == 1:
-        return channel_distance(params, x[..., 0], y[..., 0], luminance=luminance, tuning=tuning, key=key)
-    x, y = rgb_to_ycbcr(x), rgb_to_ycbcr(y)
-    keys = jax.random.split(key, 3) if key is not None else (None,) * 3
-    per_channel = jnp.stack([
-        channel_distance(params[name], x[..., c], y[..., c], luminance=luminance, tuning=tuning, key=k)
-        for c, (name, k) in enumerate(zip(YCBCR_CHANNELS, keys))], axis=-1)
-    return jnp.sum(per_channel * jax.nn.softmax(params["w_tild"]), axis=-1)
+    return _per_channel(channel_distance, params, x, y, key, transform=transform, luminance=luminance,
+                        tuning=tuning)
+
+
+def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str,
+                 luminance: str = "image") -> jnp.ndarray:
+    """Where the images differ, (N, H, W): each block's share of the distance (:func:`channel_block_map`,
+    channels weighted as in :func:`distance`) spread evenly over its 64 pixels, so that the map sums to the
+    distance. Evaluation mode (no tuning)."""
+    block_map = _per_channel(channel_block_map, params, x, y, None, transform=transform, luminance=luminance)
+    per_pixel = jnp.broadcast_to(block_map[..., None, None] / blocks.BLOCK ** 2,
+                                 (*block_map.shape, blocks.BLOCK, blocks.BLOCK))
+    return blocks.from_blocks(per_pixel)

@@ -7,8 +7,9 @@ reference.
 
 Names, options and semantics are those of :class:`watson_jax.LossProvider` (per-image luminance by
 default, reductions over images, greyscale conversion of 3 channels, clear input errors,
-``elementwise=True`` maps of L1, L2 and Adaptive); the Watson and Adaptive modules' state dicts have the
-reference's layout, so the original ``*_trial0.pth`` files load strictly.
+``elementwise=True`` maps of L1, L2 and Adaptive); the Watson, Adaptive and Deeploss modules' state dicts
+have the reference's layout, so the original ``*_trial0.pth`` files load strictly (Deeploss: the heads; its
+frozen ImageNet backbone is held as non-persistent buffers).
 Only this subpackage imports torch.
 """
 
@@ -21,10 +22,11 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
 from .adaptive import Adaptive
 from .base import Loss
 from .bridge import JaxLoss, from_jax
+from .deeploss import Deeploss
 from .pixel import L1, L2
 from .provider import LossProvider
 from .ssim import SSIM
 from .watson import Watson, WatsonChannel
 
 __all__ = ["LossProvider", "Loss", "JaxLoss", "from_jax", "L1", "L2", "SSIM", "Watson", "WatsonChannel",
-           "Adaptive"]
+           "Adaptive", "Deeploss"]

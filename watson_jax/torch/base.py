@@ -57,7 +57,7 @@ class Loss(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return (f"name={c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
-                f"deterministic={c.deterministic}, luminance={c.luminance!r}")
+                f"deterministic={c.deterministic}, luminance={c.luminance!r}, precision={c.precision!r}")
 
     def _read_reference(self, path) -> tuple[dict, dict]:
         """A reference ``.pth`` read with ``torch.load(weights_only=True)`` and checked to have exactly this
@@ -98,7 +98,7 @@ class Loss(nn.Module):
         metric = c.metric
         c.check_call(shift=shift, elementwise=elementwise)
         check_images(input, target, channels=c.channels, loss_name=metric.name, blocks=metric.blocks,
-                     device=self._device())
+                     min_size=metric.min_size, device=self._device())
         if shift is not None:
             shift = check_shift(shift)
 

@@ -40,20 +40,20 @@ def _nhwc(a: jax.Array) -> jax.Array:
     return jnp.transpose(a, (0, 2, 3, 1))
 
 
-def _call(loss: Loss, x, y, key, shift, elementwise):
-    out = loss(_nhwc(x), _nhwc(y), key, shift=shift, elementwise=elementwise)
+def _call(loss: Loss, x, y, key, shift, elementwise, spatial):
+    out = loss(_nhwc(x), _nhwc(y), key, shift=shift, elementwise=elementwise, spatial=spatial)
     return jnp.transpose(out, (0, 3, 1, 2)) if elementwise else out   # maps back to NCHW
 
 
-@functools.partial(jax.jit, static_argnames="elementwise")
-def _value(loss: Loss, x, y, key, shift, elementwise):
-    return _call(loss, x, y, key, shift, elementwise)
+@functools.partial(jax.jit, static_argnames=("elementwise", "spatial"))
+def _value(loss: Loss, x, y, key, shift, elementwise, spatial):
+    return _call(loss, x, y, key, shift, elementwise, spatial)
 
 
-@functools.partial(jax.jit, static_argnames="elementwise")
-def _forward(loss: Loss, x, y, key, shift, elementwise):
+@functools.partial(jax.jit, static_argnames=("elementwise", "spatial"))
+def _forward(loss: Loss, x, y, key, shift, elementwise, spatial):
     """The loss of NCHW arrays and the function that maps an output cotangent to (dx, dy)."""
-    return jax.vjp(lambda a, b: _call(loss, a, b, key, shift, elementwise), x, y)
+    return jax.vjp(lambda a, b: _call(loss, a, b, key, shift, elementwise, spatial), x, y)
 
 
 @jax.jit
@@ -63,8 +63,8 @@ def _backward(vjp_fn, cotangent):
 
 class _LossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, loss, key, shift, elementwise):
-        value, vjp_fn = _forward(loss, _to_jax(x), _to_jax(y), key, shift, elementwise)
+    def forward(ctx, x, y, loss, key, shift, elementwise, spatial):
+        value, vjp_fn = _forward(loss, _to_jax(x), _to_jax(y), key, shift, elementwise, spatial)
         ctx.vjp_fn = vjp_fn
         return torch.from_dlpack(value)
 
@@ -72,7 +72,7 @@ class _LossFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable   # no second derivatives: say so instead of returning 0
     def backward(ctx, grad_output):
         dx, dy = _backward(ctx.vjp_fn, _to_jax(grad_output))
-        return torch.from_dlpack(dx), torch.from_dlpack(dy), None, None, None, None
+        return torch.from_dlpack(dx), torch.from_dlpack(dy), None, None, None, None, None
 
 
 class JaxLoss(torch.nn.Module):
@@ -93,19 +93,21 @@ class JaxLoss(torch.nn.Module):
         return repr(self.loss)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None, *,
-                shift=None, elementwise: bool = False) -> torch.Tensor:
+                shift=None, elementwise: bool = False, spatial: bool = False) -> torch.Tensor:
         config = self.loss.config
         metric = config.metric
-        config.check_call(shift=shift, elementwise=elementwise)
-        check_images(input, target, channels=config.channels, loss_name=metric.name, blocks=metric.blocks)
+        config.check_call(shift=shift, elementwise=elementwise, spatial=spatial)
+        check_images(input, target, channels=config.channels, loss_name=metric.name, blocks=metric.blocks,
+                     min_size=metric.min_size)
         if shift is not None:
             shift = jnp.asarray(check_shift(shift), jnp.int32)
         key = None
-        if self.loss.needs_key(shift=shift):
+        if self.loss.needs_key(shift=shift, spatial=spatial):
             key = jax.random.key(int(torch.randint(0, 2 ** 31 - 1, (), generator=generator)))
         if torch.is_grad_enabled() and (input.requires_grad or target.requires_grad):
-            return _LossFunction.apply(input, target, self.loss, key, shift, elementwise)
-        return torch.from_dlpack(_value(self.loss, _to_jax(input), _to_jax(target), key, shift, elementwise))
+            return _LossFunction.apply(input, target, self.loss, key, shift, elementwise, spatial)
+        return torch.from_dlpack(_value(self.loss, _to_jax(input), _to_jax(target), key, shift, elementwise,
+                                        spatial))
 
 
 def from_jax(loss: Loss) -> JaxLoss:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, InputTypeError
-from ..validation import BLOCK_SIZE, check_shift as _check_shift_values
+from ..validation import BLOCK_SIZE, check_min_size, check_shift as _check_shift_values
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -79,14 +79,14 @@ def check_block_size(a: torch.Tensor, arg: str, loss_name: str) -> None:
             f":{w // BLOCK_SIZE * BLOCK_SIZE}]) or pad the images first.")
 
 
-def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: bool,
+def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: bool, min_size: int = 1,
                  device: torch.device | None = None) -> None:
     """Validate a pair of NCHW image batches (``input`` x and ``target`` y).
 
     Raises:
       InputTypeError: not a tensor, or a non-floating dtype.
       InputError: wrong rank, NHWC layout, wrong channel count, empty batch, mismatched shapes or
-        devices, or (``blocks=True``) H or W not a multiple of 8.
+        devices, or (``blocks=True``) H or W not a multiple of 8, or H or W below ``min_size``.
     """
     for a, arg in ((x, "input"), (y, "target")):
         check_tensor(a, arg)
@@ -103,6 +103,7 @@ def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: boo
                          f"loss with loss.to({str(x.device)!r}).")
     if blocks:
         check_block_size(x, "input", loss_name)
+    check_min_size(*x.shape[2:4], min_size, loss_name)
 
 
 def check_shift(shift) -> tuple[int, int]:

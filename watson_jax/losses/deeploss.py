@@ -1,0 +1,234 @@
+"""Deeploss-VGG and Deeploss-Squeeze: the LPIPS "lin" distance (version 0.1) on ImageNet backbones (SPEC §8).
+
+For an image pair (x, y), each mapped channelwise to (x − shift)/scale with the LPIPS constants (applied to
+the [0, 1] images unchanged, as the tuned heads expect), and the backbone's feature taps f_l (after the ReLU
+that ends each slice):
+
+  n_l   = f_l / (√(Σ_c f_l²) + ε)                          unit feature vectors, per pixel, ε = 1e-10
+  m_l   = Σ_c w_{l,c} (n_l(x) − n_l(y))²                    the head: a 1×1 convolution C → 1, no bias
+  D     = Σ_l mean_{h,w} m_l                                one value per image
+
+Greyscale images are replicated to three channels first. The backbones are pure functions of a parameter
+pytree {layer name: {'kernel': HWIO, 'bias': (O,)}} in NHWC, named after torchvision's ``features.<i>``
+modules; their ImageNet weights come from torchvision checkpoints through ``convert_weights.py``.
+
+Gradients: √ has an infinite derivative at 0, reached wherever all channels of a tap are 0 (dead ReLUs,
+black or constant images). The square root is taken of max(Σf², tiny) only where Σf² > 0 and the norm is
+0 elsewhere, so values are unchanged and the gradient there is the exact derivative of f/(0 + ε), which
+is finite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+EPS = 1e-10
+#: LPIPS's ScalingLayer constants, per RGB channel.
+LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
+LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
+
+
+# -- layers ------------------------------------------------------------------------------------------
+
+def conv(p: dict, x: jnp.ndarray, *, stride: int = 1, padding: int = 0) -> jnp.ndarray:
+    """2-D convolution + bias, NHWC input, HWIO kernel (precision from the surrounding
+    ``jax.default_matmul_precision``, which the loss sets)."""
+    y = jax.lax.conv_general_dilated(x, p["kernel"].astype(x.dtype), (stride, stride),
+                                     ((padding, padding), (padding, padding)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + p["bias"].astype(x.dtype)
+
+
+def conv_relu(p: dict, x: jnp.ndarray, **kwargs) -> jnp.ndarray:
+    return jax.nn.relu(conv(p, x, **kwargs))
+
+
+def _pooled_size(n: int, window: int, stride: int, ceil_mode: bool) -> int:
+    """PyTorch's MaxPool2d output size (no padding); in ceil mode a window must start inside the input."""
+    if not ceil_mode:
+        return (n - window) // stride + 1
+    out = -(-(n - window) // stride) + 1
+    return out - 1 if (out - 1) * stride >= n else out
+
+
+def max_pool(x: jnp.ndarray, window: int, stride: int, *, ceil_mode: bool = False) -> jnp.ndarray:
+    """Max-pooling over H and W; ceil mode pads the bottom and right edges with −∞ as PyTorch does."""
+    _, h, w, _ = x.shape
+    pads = [(0, 0)]
+    for n in (h, w):
+        out = _pooled_size(n, window, stride, ceil_mode)
+        pads.append((0, max(0, (out - 1) * stride + window - n)))
+    pads.append((0, 0))
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, window, window, 1), (1, stride, stride, 1),
+                                 pads)
+
+
+def fire(p: dict, name: str, x: jnp.ndarray) -> jnp.ndarray:
+    """SqueezeNet's Fire module: squeeze 1×1 + ReLU, then [ReLU(expand 1×1), ReLU(expand 3×3, pad 1)]."""
+    s = conv_relu(p[f"{name}.squeeze"], x)
+    return jnp.concatenate([conv_relu(p[f"{name}.expand1x1"], s),
+                            conv_relu(p[f"{name}.expand3x3"], s, padding=1)], axis=-1)
+
+
+# -- backbones ---------------------------------------------------------------------------------------
+
+#: VGG16 configuration D: the torchvision ``features`` indices of the 3×3 convolutions, slice by slice
+#: (a 2×2 max-pool starts every slice after the first); (in, out) channels.
+_VGG16_SLICES = (
+    ((0, 3, 64), (2, 64, 64)),
+    ((5, 64, 128), (7, 128, 128)),
+    ((10, 128, 256), (12, 256, 256), (14, 256, 256)),
+    ((17, 256, 512), (19, 512, 512), (21, 512, 512)),
+    ((24, 512, 512), (26, 512, 512), (28, 512, 512)),
+)
+
+#: SqueezeNet 1.1 Fire modules: (``features`` index, in, squeeze, expand 1×1, expand 3×3).
+_SQUEEZE_FIRES = ((3, 64, 16, 64, 64), (4, 128, 16, 64, 64), (6, 128, 32, 128, 128), (7, 256, 32, 128, 128),
+                  (9, 256, 48, 192, 192), (10, 384, 48, 192, 192), (11, 384, 64, 256, 256),
+                  (12, 512, 64, 256, 256))
+#: SqueezeNet 1.1 taps (LPIPS slices [0:2], [2:5], [5:8], [8:10], [10:11], [11:12], [12:13]): the Fire
+#: modules of each slice after the first, and whether a ceil-mode 3×3/2 max-pool starts it.
+_SQUEEZE_SLICES = (((3, 4), True), ((6, 7), True), ((9,), True), ((10,), False), ((11,), False),
+                   ((12,), False))
+
+
+def _vgg16_layout() -> dict[str, tuple[int, ...]]:
+    return {f"features.{i}": (3, 3, cin, cout) for convs in _VGG16_SLICES for i, cin, cout in convs}
+
+
+def _squeezenet_layout() -> dict[str, tuple[int, ...]]:
+    layout = {"features.0": (3, 3, 3, 64)}
+    for i, cin, sq, e1, e3 in _SQUEEZE_FIRES:
+        layout[f"features.{i}.squeeze"] = (1, 1, cin, sq)
+        layout[f"features.{i}.expand1x1"] = (1, 1, sq, e1)
+        layout[f"features.{i}.expand3x3"] = (3, 3, sq, e3)
+    return layout
+
+
+def vgg16_features(p: dict, x: jnp.ndarray) -> list[jnp.ndarray]:
+    """The five VGG16 taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of NHWC images."""
+    taps = []
+    for k, convs in enumerate(_VGG16_SLICES):
+        if k > 0:
+            x = max_pool(x, 2, 2)
+        for i, _, _ in convs:
+            x = conv_relu(p[f"features.{i}"], x, padding=1)
+        taps.append(x)
+    return taps
+
+
+def squeezenet1_1_features(p: dict, x: jnp.ndarray) -> list[jnp.ndarray]:
+    """The seven SqueezeNet 1.1 taps of NHWC images (64, 128, 256, 384, 384, 512, 512 channels)."""
+    x = conv_relu(p["features.0"], x, stride=2)
+    taps = [x]
+    for fires, pool_first in _SQUEEZE_SLICES:
+        if pool_first:
+            x = max_pool(x, 3, 2, ceil_mode=True)
+        for i in fires:
+            x = fire(p, f"features.{i}", x)
+        taps.append(x)
+    return taps
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """An ImageNet feature extractor: its layers, its taps and the torchvision checkpoints it comes from.
+
+    Attributes:
+      name: file stem of the converted backbone, '<name>_backbone.npz'.
+      metric: the loss that uses it.
+      torchvision_files: the checkpoint file names torchvision downloads (their names carry the first
+        8 hex digits of the file's sha256, as torch hub checks them).
+      layout: layer name (torchvision's ``features.<i>[.<part>]``) → HWIO kernel shape.
+      channels: channels of each tap.
+      features: (backbone params, NHWC images) → list of taps.
+      converter_flag: the ``convert_weights.py`` option that converts its checkpoint.
+      min_size: the smallest H and W it takes (every pooling stage needs at least one pixel).
+    """
+
+    name: str
+    metric: str
+    converter_flag: str
+    torchvision_files: tuple[str, ...]
+    layout: dict
+    channels: tuple[int, ...]
+    features: Callable
+    min_size: int
+
+    def template(self) -> dict:
+        """A parameter pytree of the right shapes (zero-cost read-only zeros), for checking converted files."""
+        zeros = lambda shape: np.broadcast_to(np.float32(0), shape)  # noqa: E731
+        return {name: {"kernel": zeros(shape), "bias": zeros(shape[-1:])} for name, shape in self.layout.items()}
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}_backbone.npz"
+
+
+BACKBONES = {
+    "Deeploss-VGG": Backbone("vgg16", "Deeploss-VGG", "--vgg16", ("vgg16-397923af.pth",), _vgg16_layout(),
+                             (64, 128, 256, 512, 512), vgg16_features, min_size=16),
+    "Deeploss-Squeeze": Backbone("squeezenet1_1", "Deeploss-Squeeze", "--squeezenet",
+                                 ("squeezenet1_1-b8a52dc0.pth", "squeezenet1_1-f364aa15.pth"),
+                                 _squeezenet_layout(), (64, 128, 256, 384, 384, 512, 512),
+                                 squeezenet1_1_features, min_size=17),
+}
+
+
+# -- the distance --------------------------------------------------------------------------------------
+
+def init_params(metric: str, colorspace: str = "rgb") -> dict:
+    """Untuned heads: every weight 1, i.e. the plain sum over channels (LPIPS's untuned baseline).
+
+    The reference draws random heads instead; ones make the untuned loss deterministic and non-negative.
+    """
+    del colorspace
+    return {f"lin{k}": np.ones(c, np.float32) for k, c in enumerate(BACKBONES[metric].channels)}
+
+
+def unit_normalise(f: jnp.ndarray) -> jnp.ndarray:
+    """f / (√(Σ_c f²) + ε) over the last axis, with a finite gradient where Σ_c f² = 0 (module docstring)."""
+    squares = jnp.sum(f * f, axis=-1, keepdims=True)
+    positive = squares > 0
+    norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1)), 0)
+    return f / (norm + EPS)
+
+
+def _scaled_rgb(x: jnp.ndarray) -> jnp.ndarray:
+    if x.shape[-1] == 1:
+        x = jnp.repeat(x, 3, axis=-1)
+    return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / jnp.asarray(LPIPS_SCALE, x.dtype)
+
+
+def layer_maps(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict) -> list[jnp.ndarray]:
+    """m_l of every tap, (N, h_l, w_l) each; x and y NHWC with 1 or 3 channels."""
+    # Two backbone calls rather than one on the concatenated batch: when only x is differentiated (a
+    # generator's output against fixed targets), y's activations are then not kept for the backward pass,
+    # which halves the memory of a training step.
+    features = BACKBONES[metric].features
+    maps = []
+    for k, (fx, fy) in enumerate(zip(features(backbone, _scaled_rgb(x)), features(backbone, _scaled_rgb(y)))):
+        diff = jnp.square(unit_normalise(fx) - unit_normalise(fy))
+        maps.append(jnp.einsum("nhwc,c->nhw", diff, params[f"lin{k}"].astype(diff.dtype)))
+    return maps
+
+
+def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict) -> jnp.ndarray:
+    """D of each image pair, (N,)."""
+    return sum(jnp.mean(m, axis=(1, 2)) for m in layer_maps(params, x, y, metric=metric, backbone=backbone))
+
+
+def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict) -> jnp.ndarray:
+    """Σ_l upsample(m_l) / (H·W), (N, H, W): each layer's map upsampled bilinearly (half-pixel centres,
+    like LPIPS's spatial mode) to the input size. Its sum over pixels approximates D (exactly for taps at
+    full resolution; the interpolation moves the others by a few per cent)."""
+    n, h, w, _ = x.shape
+    total = 0
+    for m in layer_maps(params, x, y, metric=metric, backbone=backbone):
+        total = total + jax.image.resize(m, (n, h, w), "bilinear")
+    return total / (h * w)
