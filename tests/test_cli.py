@@ -218,3 +218,15 @@ def test_map_to_an_unwritable_path_is_a_usage_error(capsys, images, tmp_path):
     status, out, err = _compare(capsys, images["ref"], images["noisy"], "-m", "l1", "--map",
                                 str(tmp_path / "no" / "such" / "folder" / "map.png"))
     assert status == 2 and "cannot write the map" in err
+
+
+def test_deeploss_on_too_small_images(capsys, tmp_path, converted_weights):
+    small = _save(tmp_path / "small.png", _gradient(16, 40))
+    status, out, err = _compare(capsys, small, small, "--weights-dir", str(converted_weights))
+    assert status == 0, err
+    # 16 pixels are enough for VGG16's four poolings, not for SqueezeNet's strided convolution and poolings.
+    assert "Deeploss-VGG" in out and "Deeploss-Squeeze" not in out
+    assert "skipped Deeploss-Squeeze: the images are too small" in err
+    status, out, err = _compare(capsys, small, small, "-m", "deeploss-squeeze", "--weights-dir",
+                                str(converted_weights))
+    assert status == 2 and "Deeploss-Squeeze needs images of at least 17x17 pixels" in err

@@ -5,12 +5,13 @@ The golden files use the random backbones of ../shared/golden/random_backbones.p
 original heads (``*_pnet_lin_*_trial0.pth``).
 
 Tolerances (golden README): values rtol 1e-4; float32 gradients per pair rel. L2 ≤ max(1e-4, 3·noise),
-where noise is the float32 conditioning of that pair's gradient (relative change when the input elements
-that differ from the target move by one ulp). The golden files hold the reference's own; we also measure
-ours, because a max-pool window whose two largest values are closer than float32 rounding (a near-tie)
-can route a gradient differently in two correct implementations — the reference's pair 0 RGB has one
-(noise 9e-3), and our VGG LA pair 3 has another (relative gap 7.5e-7 in pool 3). Float64 is the strict
-check: values rtol 1e-6, gradients rel. L2 ≤ 1e-6.
+with noise the reference's float32 conditioning of that pair's gradient (``grad_input_f32_noise``: the
+relative change when the input elements that differ from the target move by one ulp). A max-pool window
+whose two largest values are closer than float32 rounding (a near-tie) can route a gradient differently
+in two correct implementations: the reference's pair 0 RGB has one, and our VGG LA pair 3 has another (a
+relative gap of 7.5e-7 in pool 3, where our float32 gradient is 6.8e-3 from the reference's). So a pair
+passes when our gradient at the given input, or at one of the inputs one ulp away that define the noise,
+is within that tolerance. Float64 is the strict check: values rtol 1e-6, gradients rel. L2 ≤ 1e-6.
 """
 
 import jax
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from helpers import load_golden, nchw, nhwc, rel_l2
-from watson_jax import LossProvider, OptionError
+from watson_jax import Loss, LossProvider, OptionError
 from watson_jax.errors import InputError
 from watson_jax.losses import deeploss
 
@@ -43,17 +44,16 @@ def per_image_and_grad(loss, x, y):
     return per_image, vjp(jnp.ones_like(per_image))[0]
 
 
-def gradient_noise(loss, x, y, grad) -> np.ndarray:
-    """Per pair: max over two random sign patterns of the relative L2 change of the float32 gradient when
-    every input element that differs from the target moves by one ulp (the golden README's definition)."""
+def gradients_one_ulp_away(loss, x, y, patterns=2) -> list[np.ndarray]:
+    """The float32 gradients at x with every element that differs from the target moved by one ulp, for
+    ``patterns`` random sign patterns (the perturbation of the golden README's noise estimate)."""
     rng = np.random.default_rng(0)
-    noise = np.zeros(len(x))
-    for _ in range(2):
+    grads = []
+    for _ in range(patterns):
         towards = x + rng.choice([-1.0, 1.0], size=x.shape).astype(np.float32)
         moved = np.where(x != y, np.nextafter(x, towards), x).astype(np.float32)
-        _, other = per_image_and_grad(loss, moved, y)
-        noise = np.maximum(noise, [rel_l2(other[i], grad[i]) if np.any(grad[i]) else 0 for i in range(len(x))])
-    return noise
+        grads.append(np.asarray(per_image_and_grad(loss, moved, y)[1]))
+    return grads
 
 
 @pytest.mark.parametrize("golden_name,name", CASES)
@@ -69,15 +69,15 @@ def test_float32_parity(golden_name, name, converted_weights):
     # No batch coupling: the batch's values are also the values of each pair alone.
     np.testing.assert_allclose(per_image, g["value_none_single"].reshape(-1), rtol=VALUE_RTOL, atol=1e-12)
 
-    grad = np.asarray(grad)
-    ours = gradient_noise(loss, x, y, grad)
+    candidates = [np.asarray(grad), *gradients_one_ulp_away(loss, x, y)]
     i = int(g["identical_pair_index"])
     for p in range(len(x)):
         if p == i:
             assert np.all(np.isfinite(grad[p])) and np.abs(grad[p]).max() <= 1e-9
             continue
-        tol = max(1e-4, 3 * g["grad_input_f32_noise"][p], 3 * ours[p])
-        assert rel_l2(nchw(grad[p:p + 1])[0], g["grad_input"][p]) <= tol, f"pair {p}: above {tol}"
+        tol = max(1e-4, 3 * g["grad_input_f32_noise"][p])
+        errors = [rel_l2(nchw(c[p:p + 1])[0], g["grad_input"][p]) for c in candidates]
+        assert min(errors) <= tol, f"pair {p}: {errors} all above {tol}"
 
 
 @pytest.mark.parametrize("golden_name,name", CASES)
@@ -93,6 +93,30 @@ def test_float64_parity(golden_name, name, converted_weights):
         for p in range(len(x)):
             if p != i:
                 assert rel_l2(nchw(grad)[p], g["grad_input_f64"][p]) <= F64_RTOL
+
+
+#: The convolutions that end each network's last tap.
+LAST_LAYERS = {"Deeploss-VGG": ["features.28"],
+               "Deeploss-Squeeze": ["features.12.expand1x1", "features.12.expand3x3"]}
+
+
+@pytest.mark.parametrize("name", ["Deeploss-VGG", "Deeploss-Squeeze"])
+def test_finite_gradients_where_a_tap_is_all_zero(name, converted_weights):
+    """Dead ReLUs in the last layer make the last tap 0 everywhere, where √(Σf²) has an infinite derivative
+    (the random backbones alone never reach Σf² = 0). The gradient stays finite, and the other taps still
+    give one. (The ReLU's gradient mask would drop an unguarded 0 · ∞ here too; the unit test below shows
+    the guard itself.)"""
+    g = load_golden(CASES[0][0])
+    loss = build(name, g, converted_weights)
+    frozen = dict(loss.frozen)
+    for layer in LAST_LAYERS[name]:
+        frozen[layer] = dict(frozen[layer], bias=jnp.full_like(frozen[layer]["bias"], -1e3))
+    dead = Loss(loss.params, loss.config, loss.constants, frozen)
+    x, y = nhwc(g["input"]), nhwc(g["target"])
+    last_tap = deeploss.BACKBONES[name].features(frozen, deeploss._scaled_rgb(jnp.asarray(x)))[-1]
+    assert not np.any(last_tap)
+    per_image, grad = per_image_and_grad(dead, x, y)
+    assert np.all(np.isfinite(per_image)) and np.all(np.isfinite(grad)) and np.any(grad)
 
 
 @pytest.mark.parametrize("name", ["Deeploss-VGG", "Deeploss-Squeeze"])
@@ -146,13 +170,20 @@ def test_untuned_heads_are_the_channel_sum(converted_weights):
     assert np.all(np.asarray(per_image)[[0, 1, 3]] > 0)
 
 
-def test_precision_option_reaches_the_convolutions(converted_weights):
+def test_precision_option_reaches_every_convolution(converted_weights):
+    """Every convolution and matrix product of the value and its gradient requests full precision by
+    default; 'default' leaves the choice to the backend (or an enclosing jax.default_matmul_precision)."""
     g = load_golden("deeploss_squeeze_rgb")
     x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
-    texts = {p: jax.jit(lambda l, a, b: l(a, b)).lower(build("Deeploss-Squeeze", g, converted_weights,
-                                                                precision=p), x, x).as_text()
-             for p in ("highest", "default")}
-    assert "HIGHEST" in texts["highest"] and "HIGHEST" not in texts["default"]
+
+    def ops(precision):
+        loss = build("Deeploss-Squeeze", g, converted_weights, precision=precision)
+        text = jax.jit(jax.value_and_grad(lambda a, b: jnp.sum(loss(a, b)))).lower(x, x).as_text()
+        return [line for line in text.splitlines() if "stablehlo.convolution" in line or "dot_general" in line]
+
+    highest, default = ops("highest"), ops("default")
+    assert len(highest) >= 2 * 26 + 26 and all("HIGHEST" in op for op in highest)   # forward ×2, backward
+    assert len(default) == len(highest) and not any("HIGHEST" in op for op in default)
     with pytest.raises(OptionError, match="unknown precision 'fast'.*'highest', 'default'"):
         build("Deeploss-Squeeze", g, converted_weights, precision="fast")
 
@@ -162,6 +193,22 @@ def test_too_small_images_are_rejected(converted_weights):
     x = np.zeros((1, 16, 40, 3), np.float32)
     with pytest.raises(InputError, match="Deeploss-Squeeze needs images of at least 17x17"):
         build("Deeploss-Squeeze", g, converted_weights)(x, x)
+
+
+def test_tuning_mode_drops_out_the_heads_inputs(converted_weights):
+    g = load_golden("deeploss_squeeze_rgb")
+    loss = build("Deeploss-Squeeze", g, converted_weights)
+    x, y = nhwc(g["input"])[:2, :32, :32], nhwc(g["target"])[:2, :32, :32]
+    tuned = jax.jit(lambda l, k: l(x, y, k, tuning=True))
+    with pytest.raises(OptionError, match="tuning mode draws a dropout mask.*key"):
+        loss(x, y, tuning=True)
+    a, b, c = (np.asarray(tuned(loss, jax.random.key(s))) for s in (0, 0, 1))
+    np.testing.assert_array_equal(a, b)
+    plain = np.asarray(loss(x, y))
+    assert not np.allclose(a, c) and not np.allclose(a, plain)
+    # Survivors are doubled, so the expectation over masks is the plain value.
+    mean = np.mean([np.asarray(tuned(loss, jax.random.key(s))) for s in range(64)], axis=0)
+    np.testing.assert_allclose(mean, plain, rtol=0.05)
 
 
 def test_sgd_step_memory_below_the_reference(converted_weights):

@@ -80,7 +80,7 @@ def test_maps_need_no_key_and_ignore_the_random_shift(patch_pair):
 @pytest.mark.parametrize("name", ["Deeploss-VGG", "Deeploss-Squeeze"])
 def test_deeploss_map_upsamples_the_layer_maps(name, converted_weights):
     """LPIPS's spatial mode: the layer maps upsampled to the input size and summed; the map's sum is the
-    distance up to the bilinear interpolation (a few per cent), and it peaks where the images differ."""
+    distance up to the bilinear interpolation (3e-4 here), and it peaks where the images differ."""
     g = load_golden("deeploss_squeeze_rgb")
     y = nhwc(g["target"])[:1]
     x = y.copy()
@@ -88,6 +88,6 @@ def test_deeploss_map_upsamples_the_layer_maps(name, converted_weights):
     loss = PROVIDER.get_loss_function(name, reduction="none", weights_dir=converted_weights)
     m = np.asarray(run(loss, x, y, True))
     assert m.shape == (1, 64, 64)
-    np.testing.assert_allclose(m.sum(), run(loss, x, y, False)[0], rtol=0.1)
+    np.testing.assert_allclose(m.sum(), run(loss, x, y, False)[0], rtol=2e-3)
     peak = np.unravel_index(np.argmax(m[0]), m[0].shape)
     assert 16 <= peak[0] < 48 and 24 <= peak[1] < 56, peak

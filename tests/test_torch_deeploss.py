@@ -106,7 +106,7 @@ def test_golden_float32(golden_name, name):
     others = [p for p in range(len(want)) if p != i]
     np.testing.assert_allclose(value[others], want[others], rtol=VALUE_RTOL)
     np.testing.assert_allclose(value.sum(), g["value_sum"], rtol=VALUE_RTOL)
-    # Identical images go through the backbone in one batch and get identical features: exactly 0.
+    # Identical images get identical features (same program, same input): exactly 0.
     assert value[i] == 0 and np.all(grad[i] == 0)
     for p in others:
         tolerance = max(GRAD_RTOL, 3 * g["grad_input_f32_noise"][p])
@@ -264,8 +264,8 @@ def test_provider(name, converted_weights, tmp_path):
 
 
 def test_modes_and_greyscale(converted_weights):
-    """Greyscale: 3 channels are converted to grey, 1 channel replicated; train() changes nothing (no dropout);
-    the reductions; untuned heads get gradients."""
+    """Greyscale: 3 channels are converted to grey, 1 channel replicated; train() is the tuning mode, with
+    dropout on the heads' inputs; the reductions; untuned heads get gradients."""
     g = load_golden("deeploss_squeeze_rgb")
     x, y = (torch.tensor(g[k][:, :, :32, :48]) for k in ("input", "target"))
     grey = lambda t: (t[:, 0:1] * 0.3 + t[:, 1:2] * 0.59) + t[:, 2:3] * 0.11  # noqa: E731
@@ -273,7 +273,14 @@ def test_modes_and_greyscale(converted_weights):
     with torch.no_grad():
         per_image = loss(x, y)
         np.testing.assert_array_equal(per_image.numpy(), loss(grey(x), grey(y)).numpy())
-        np.testing.assert_array_equal(per_image.numpy(), loss.train()(x, y).numpy())
+        dropped = [loss.train()(x, y, torch.Generator().manual_seed(s)).numpy() for s in (0, 0, 1)]
+        loss.eval()
+        np.testing.assert_array_equal(dropped[0], dropped[1])      # the generator decides the mask
+        assert not np.allclose(dropped[0], dropped[2]) and not np.allclose(dropped[0], per_image.numpy())
+        # Dropout with survivors × 2 keeps the expectation: the mean over masks approaches the value.
+        masks = np.mean([loss.train()(x, y, torch.Generator().manual_seed(s)).numpy() for s in range(64)], 0)
+        loss.eval()
+        np.testing.assert_allclose(masks, per_image.numpy(), rtol=0.05)
         for reduction, expected in (("sum", per_image.sum()), ("mean", per_image.mean())):
             reduced = pretrained("Deeploss-Squeeze", "LA", reduction=reduction)(x, y)
             np.testing.assert_allclose(reduced.numpy(), expected.numpy(), rtol=1e-6)

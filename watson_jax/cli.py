@@ -106,24 +106,30 @@ def load_pair(reference: str, other: str) -> ImagePair:
 # ---------------------------------------------------------------------------------------------- losses
 
 
-def default_metric_names(weights_dir: Optional[str]) -> tuple[list[str], Optional[str]]:
+def default_metric_names(weights_dir: Optional[str], image_hw: tuple[int, int]) -> tuple[list[str], Optional[str]]:
     """Every loss whose parameters do not depend on the image size (Adaptive is computed on request), less
-    the Deeploss losses whose backbone has not been converted; and a note naming those, or None."""
-    names, missing = [], []
+    the Deeploss losses whose backbone has not been converted or that need larger images; and a note
+    naming those, or None."""
+    names, missing, too_small = [], [], []
     for metric in registry.METRICS:
         if metric.sized:
+            continue
+        if min(image_hw) < metric.min_size:
+            too_small.append(metric.name)
             continue
         if metric.backbone is not None and not (weights.weights_dir(weights_dir) / metric.backbone.filename).is_file():
             missing.append(metric)
             continue
         names.append(metric.name)
-    note = None
+    notes = []
     if missing:
         flags = " ".join(f"{m.backbone.converter_flag} <{m.backbone.torchvision_files[0]}>" for m in missing)
-        note = (f"note: skipped {', '.join(m.name for m in missing)}: no converted ImageNet backbone in "
-                f"{weights.weights_dir(weights_dir)}; convert torchvision's checkpoints once with: python "
-                f"convert_weights.py {flags} --dest {weights.weights_dir(weights_dir)}")
-    return names, note
+        notes.append(f"note: skipped {', '.join(m.name for m in missing)}: no converted ImageNet backbone in "
+                     f"{weights.weights_dir(weights_dir)}; convert torchvision's checkpoints once with: python "
+                     f"convert_weights.py {flags} --dest {weights.weights_dir(weights_dir)}")
+    if too_small:
+        notes.append(f"note: skipped {', '.join(too_small)}: the images are too small for their networks")
+    return names, "\n".join(notes) or None
 
 
 def parse_metric_names(values: Optional[Sequence[str]]) -> list[str]:
@@ -256,16 +262,20 @@ def format_table(rows: Sequence[tuple[str, float]]) -> str:
 
 def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The ``compare`` command: print the distances of B to A. Raises UsageError for bad arguments."""
-    skipped = None
-    if args.metric:
-        names = parse_metric_names(args.metric)
-    else:
-        names, skipped = default_metric_names(args.weights_dir)
+    names = parse_metric_names(args.metric) if args.metric else None
     try:
         colorspace = registry.canonical_colorspace(args.colorspace)
     except OptionError as error:
         raise UsageError(str(error)) from None
     pair = load_pair(args.reference, args.input)
+    skipped = None
+    if names is None:
+        names, skipped = default_metric_names(args.weights_dir, pair.x.shape[1:3])
+    for name in names:
+        metric = registry.lookup(name)
+        if min(pair.x.shape[1:3]) < metric.min_size:
+            raise UsageError(f"{name} needs images of at least {metric.min_size}x{metric.min_size} pixels "
+                             f"(after cropping to multiples of {BLOCK_SIZE}), got {_size(pair.x[0])}.")
     losses, untuned = build_losses(names, colorspace, args.weights_dir, pair.x.shape[1:3])
     for note in (pair.note, skipped, untuned):
         if note:

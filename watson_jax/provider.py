@@ -7,6 +7,7 @@ sharded like any container of arrays, and tuned with optax through its pure :met
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from typing import Any, Optional
@@ -189,7 +190,9 @@ class Loss:
         backbone = jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, dtype)), self.frozen)
         options = dict(luminance=c.luminance, tuning=tuning, key=dropout_key, constants=self.constants,
                        backbone=backbone)
-        with jax.default_matmul_precision(c.precision):
+        # 'default' leaves the precision to the caller's own setting or the backend's default.
+        precision = jax.default_matmul_precision("highest") if c.precision == "highest" else contextlib.nullcontext()
+        with precision:
             if spatial:
                 return metric.spatial(params, x, y, **options)
             if elementwise:

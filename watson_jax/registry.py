@@ -99,9 +99,9 @@ def _watson(name: str, alias: str, transform: str, **flags) -> Metric:
 
 def _deeploss(name: str, stem: str) -> Metric:
     return Metric(name, init_params=_fixed_size(functools.partial(deeploss.init_params, name)),
-                  distance=_taking(deeploss.distance, "backbone", metric=name),
+                  distance=_taking(deeploss.distance, "backbone", "tuning", "key", metric=name),
                   distance_map=_taking(deeploss.distance_map, "backbone", metric=name),
-                  weights_stem=stem, backbone=deeploss.BACKBONES[name])
+                  weights_stem=stem, backbone=deeploss.BACKBONES[name], tuning_dropout=True)
 
 
 METRICS: tuple[Metric, ...] = (

@@ -77,20 +77,22 @@ def save_params(path: str | os.PathLike, params: dict, **metadata: str) -> Path:
     return path
 
 
-def read_params(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
-    """Read a weight file → (parameter pytree, metadata). Raises WeightsError if it is not a valid one."""
+def read_params(path: str | os.PathLike, how_to_convert: str | None = None) -> tuple[dict, dict[str, str]]:
+    """Read a weight file → (parameter pytree, metadata). Raises WeightsError if it is not a valid one, naming
+    ``how_to_convert`` (default: the command converting the original weight files) as the fix."""
     path = Path(path)
+    how_to_convert = how_to_convert or converter_command(path.parent)
     try:
         with np.load(path, allow_pickle=False) as data:
             entries = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
         raise WeightsError(
             f"{path} is corrupt or not a watson_jax weight file ({type(err).__name__}: {err}). Delete it and "
-            f"convert again: {converter_command(path.parent)}") from err
+            f"convert again: {how_to_convert}") from err
     meta = {k.strip("_"): str(v) for k, v in entries.items() if k.startswith(META_PREFIX)}
     if meta.get("format") != str(FORMAT_VERSION):
         raise WeightsError(f"{path} is not a watson_jax weight file of format {FORMAT_VERSION} "
-                           f"(found format {meta.get('format')!r}); convert again: {converter_command(path.parent)}")
+                           f"(found format {meta.get('format')!r}); convert again: {how_to_convert}")
     flat = {k: v for k, v in entries.items() if not k.startswith(META_PREFIX)}
     return unflatten(flat), meta
 
@@ -152,5 +154,6 @@ def load_backbone(backbone, directory: str | os.PathLike | None = None) -> dict:
                    f"looks in the torch hub cache, {hub})")
         raise MissingBackboneError(f"{backbone.metric} needs the ImageNet {backbone.name} backbone, but {path} "
                                   f"was not found: {how}")
-    params, _ = read_params(path)
+    params, _ = read_params(path, f"python convert_weights.py {backbone.converter_flag} "
+                                  f"<path to {backbone.torchvision_files[0]}> --dest {folder}")
     return check_params(params, backbone.template(), str(path))

@@ -13,9 +13,14 @@ pytree {layer name: {'kernel': HWIO, 'bias': (O,)}} in NHWC, named after torchvi
 modules; their ImageNet weights come from torchvision checkpoints through ``convert_weights.py``.
 
 Gradients: √ has an infinite derivative at 0, reached wherever all channels of a tap are 0 (dead ReLUs,
-black or constant images). The square root is taken of max(Σf², tiny) only where Σf² > 0 and the norm is
-0 elsewhere, so values are unchanged and the gradient there is the exact derivative of f/(0 + ε), which
-is finite.
+black or constant images). The square root is taken only where Σf² > 0 (of a placeholder 1 elsewhere,
+so that its derivative stays finite) and the norm is 0 elsewhere: values are unchanged, and the gradient
+there is the exact derivative of f/(0 + ε), which is finite. (Every tap here is a ReLU output, and the
+ReLU's gradient mask would also drop the 0·∞ that the unguarded root produces there; the guard makes the
+normalisation safe by itself, whatever precedes it.)
+
+Tuning mode (the reference's training mode, used for 2AFC tuning) applies dropout (p = 0.5, survivors
+scaled by 2) to the squared differences before each head, as LPIPS's heads do.
 """
 
 from __future__ import annotations
@@ -205,28 +210,41 @@ def _scaled_rgb(x: jnp.ndarray) -> jnp.ndarray:
     return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / jnp.asarray(LPIPS_SCALE, x.dtype)
 
 
-def layer_maps(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict) -> list[jnp.ndarray]:
-    """m_l of every tap, (N, h_l, w_l) each; x and y NHWC with 1 or 3 channels."""
+def _dropout(key, terms: jnp.ndarray) -> jnp.ndarray:
+    keep = jax.random.bernoulli(key, 0.5, terms.shape)
+    return jnp.where(keep, 2 * terms, jnp.zeros_like(terms))
+
+
+def layer_maps(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict,
+               tuning: bool = False, key=None) -> list[jnp.ndarray]:
+    """m_l of every tap, (N, h_l, w_l) each; x and y NHWC with 1 or 3 channels. ``tuning``: dropout on the
+    heads' inputs, drawn from ``key``."""
     # Two backbone calls rather than one on the concatenated batch: when only x is differentiated (a
     # generator's output against fixed targets), y's activations are then not kept for the backward pass,
     # which halves the memory of a training step.
     features = BACKBONES[metric].features
+    taps = list(zip(features(backbone, _scaled_rgb(x)), features(backbone, _scaled_rgb(y))))
+    keys = jax.random.split(key, len(taps)) if tuning else [None] * len(taps)
     maps = []
-    for k, (fx, fy) in enumerate(zip(features(backbone, _scaled_rgb(x)), features(backbone, _scaled_rgb(y)))):
+    for k, ((fx, fy), tap_key) in enumerate(zip(taps, keys)):
         diff = jnp.square(unit_normalise(fx) - unit_normalise(fy))
+        if tuning:
+            diff = _dropout(tap_key, diff)
         maps.append(jnp.einsum("nhwc,c->nhw", diff, params[f"lin{k}"].astype(diff.dtype)))
     return maps
 
 
-def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict) -> jnp.ndarray:
+def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict, tuning: bool = False,
+             key=None) -> jnp.ndarray:
     """D of each image pair, (N,)."""
-    return sum(jnp.mean(m, axis=(1, 2)) for m in layer_maps(params, x, y, metric=metric, backbone=backbone))
+    maps = layer_maps(params, x, y, metric=metric, backbone=backbone, tuning=tuning, key=key)
+    return sum(jnp.mean(m, axis=(1, 2)) for m in maps)
 
 
 def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict) -> jnp.ndarray:
     """Σ_l upsample(m_l) / (H·W), (N, H, W): each layer's map upsampled bilinearly (half-pixel centres,
     like LPIPS's spatial mode) to the input size. Its sum over pixels approximates D (exactly for taps at
-    full resolution; the interpolation moves the others by a few per cent)."""
+    full resolution; the interpolation moves the others slightly: 3e-4 relative for 64×64 images)."""
     n, h, w, _ = x.shape
     total = 0
     for m in layer_maps(params, x, y, metric=metric, backbone=backbone):

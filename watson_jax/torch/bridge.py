@@ -76,7 +76,9 @@ class _LossFunction(torch.autograd.Function):
 
 
 class JaxLoss(torch.nn.Module):
-    """A watson_jax loss as a torch module: ``forward(input, target, generator=None, *, shift=None)``.
+    """A watson_jax loss as a torch module: ``forward(input, target, generator=None, *, shift=None,
+    elementwise=False, spatial=False)`` (the options of :meth:`watson_jax.Loss.apply`; maps come back NCHW,
+    distance maps as (N, H, W)).
 
     ``input`` and ``target`` are NCHW tensors, checked like the torch losses' inputs. When the loss is
     random (Watson with deterministic=False), a seed is drawn from torch's random generator (or

@@ -17,8 +17,9 @@ Layout:
   - parameters: the heads, ``lin{k}.model.1.weight`` of shape (1, C_k, 1, 1) — exactly the keys of the
     reference's ``{rgb,gray}_pnet_lin_{vgg,squeeze}_trial0.pth``, which therefore load with
     ``load_state_dict(strict=True)`` (or :meth:`Deeploss.load_reference`). ``lin{k}.model.0`` is the
-    reference's dropout slot; it is an identity here, as in the JAX loss, which has no tuning dropout for
-    Deeploss, so ``train()`` changes nothing.
+    reference's dropout slot, an identity here: in ``train()`` mode (the reference's tuning mode) the
+    dropout (p = 0.5, survivors × 2) is applied to the heads' inputs by :meth:`Deeploss.layer_maps`, drawn
+    from the call's ``generator``, as the JAX loss does with ``tuning=True``.
   - non-persistent buffers (not in the state dict; they follow ``.to(device)`` and ``.double()``): the
     frozen backbone under torchvision's names, ``features.<i>[.<part>].weight`` (OIHW) and ``.bias``,
     converted from watson_jax's HWIO parameter pytree; the LPIPS constants ``lpips_shift``, ``lpips_scale``.
@@ -157,7 +158,8 @@ class FrozenConv(nn.Module):
 
 class LinearHead(nn.Module):
     """``lin{k}``: the head of one tap as in the reference, ``model`` = [identity (the reference's dropout
-    slot), 1×1 convolution C → 1 without bias], so its weight is ``lin{k}.model.1.weight``, (1, C, 1, 1)."""
+    slot; see :meth:`Deeploss.layer_maps`), 1×1 convolution C → 1 without bias], so its weight is
+    ``lin{k}.model.1.weight``, (1, C, 1, 1)."""
 
     def __init__(self, weights: np.ndarray):
         super().__init__()
@@ -265,8 +267,10 @@ class Deeploss(Loss):
             taps.append(z)
         return taps
 
-    def layer_maps(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
-        """m_l of every tap, (N, 1, h_l, w_l) each, of NCHW images with 1 or 3 channels."""
+    def layer_maps(self, x: torch.Tensor, y: torch.Tensor,
+                   generator: Optional[torch.Generator] = None) -> list[torch.Tensor]:
+        """m_l of every tap, (N, 1, h_l, w_l) each, of NCHW images with 1 or 3 channels; in training mode
+        with dropout (p = 0.5) on the heads' inputs, drawn from ``generator``."""
         dtype = x.dtype
 
         def scaled(z):
@@ -279,12 +283,15 @@ class Deeploss(Loss):
         maps = []
         for k, (fx, fy) in enumerate(zip(self.taps(scaled(x)), self.taps(scaled(y)))):
             diff = torch.square(unit_normalise(fx) - unit_normalise(fy))
+            if self.training:
+                keep = torch.rand(diff.shape, generator=generator, dtype=diff.dtype, device=diff.device) < 0.5
+                diff = torch.where(keep, 2 * diff, torch.zeros_like(diff))
             head = getattr(self, f"lin{k}").weight.to(dtype)
             maps.append(conv2d(diff, head, precision=self.precision))
         return maps
 
     def distance(self, x, y, *, generator=None):
-        return sum(m.mean(dim=(1, 2, 3)) for m in self.layer_maps(x, y))
+        return sum(m.mean(dim=(1, 2, 3)) for m in self.layer_maps(x, y, generator))
 
     # -- parameters and the reference's state-dict layout
 
