@@ -7,7 +7,8 @@ reference.
 
 Names, options and semantics are those of :class:`watson_jax.LossProvider` (per-image luminance by
 default, reductions over images, greyscale conversion of 3 channels, clear input errors,
-``elementwise=True`` maps of L1, L2 and Adaptive); the Watson, Adaptive and Deeploss modules' state dicts
+``elementwise=True`` maps of L1, L2 and Adaptive, ``spatial=True`` distance maps of every loss); the Watson,
+Adaptive and Deeploss modules' state dicts
 have the reference's layout, so the original ``*_trial0.pth`` files load strictly (Deeploss: the heads; its
 frozen ImageNet backbone is held as non-persistent buffers).
 Only this subpackage imports torch.

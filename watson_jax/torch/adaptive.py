@@ -14,7 +14,8 @@ order (grey images replicated to 3 channels first):
 
 The distance of an image is the sum of its NLL terms (they can be negative; identical images do not give
 0); ``loss(x, y, elementwise=True)`` returns the terms themselves, (N, 3, H, W): the reference's
-reduction='none' output.
+reduction='none' output; ``spatial=True`` those terms summed over channels, (N, H, W) (they live on the DCT
+along whole columns, so a local change lights up its columns).
 
 State dict: exactly the reference file's ``{rgb,gray}_adaptive_trial0.pth`` — two entries,
 ``.robust_loss.adaptive_lossfun.latent_alpha`` and ``.robust_loss.adaptive_lossfun.latent_scale``, each

@@ -22,8 +22,9 @@ class Loss(nn.Module):
     greyscale. The result is one distance per image, shape (N,), for reduction 'none', else their sum or
     their mean over images.
 
-    Subclasses implement :meth:`distance` on the checked, converted and shifted images (and
-    :meth:`elementwise_map` where the loss is a sum of per-element terms).
+    Subclasses implement :meth:`distance` on the checked, converted and shifted images, :meth:`elementwise_map`
+    where the loss is a sum of per-element terms, and :meth:`distance_map` where the distance map is not
+    those terms summed over channels.
 
     Dtype: the loss computes in float32 promoted with the dtypes of the inputs and of the module's
     parameters, i.e. float32 for float16/bfloat16/float32 inputs, float64 when an input is float64 or the
@@ -81,22 +82,29 @@ class Loss(nn.Module):
         return None
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, generator: Optional[torch.Generator] = None,
-                *, shift=None, elementwise: bool = False) -> torch.Tensor:
+                *, shift=None, elementwise: bool = False, spatial: bool = False) -> torch.Tensor:
         """The distance of ``input`` to ``target``, reduced over images.
 
         Args:
           input, target: NCHW tensors, values in [0, 1], same shape; H and W multiples of 8 for Watson.
           generator: ``torch.Generator`` for the Watson losses' random shift (``deterministic=False``) and
-            for the Watson-DFT dropout in training mode; None draws from torch's global RNG.
+            for the dropout of Watson-DFT and Deeploss in training mode; None draws from torch's global RNG.
           shift: an explicit offset (sx, sy) in {0..7}² for the Watson losses, used instead of a random
             one ((4, 4) is no shift); sx moves along H, sy along W. Watson losses only (OptionError otherwise).
           elementwise: return the per-element terms whose sum over an image is its distance, NCHW, instead
             of the reduction: |x − y| (L1), (x − y)² (L2), the NLL terms (N, 3, H, W) (Adaptive) — the
             reference's reduction='none' output. OptionError for the other losses.
+          spatial: return where the images differ, (N, H, W) at input resolution, a map whose sum over an
+            image's pixels is its distance (Deeploss: approximately, its layers' maps being upsampled
+            bilinearly with half-pixel centres); no reduction, no random shift (the generator is not used),
+            and always evaluation mode, also after ``train()`` (no dropout, no phase of the real DFT bins).
+            L1, L2, Adaptive: the elementwise terms summed over channels; SSIM: (1 − SSIM map) averaged over
+            channels / (H·W); Watson: each 8×8 block's share of the distance spread over its pixels; as
+            ``watson_jax.Loss.apply(..., spatial=True)``. OptionError with ``shift=`` or ``elementwise=True``.
         """
         c = self.config
         metric = c.metric
-        c.check_call(shift=shift, elementwise=elementwise)
+        c.check_call(shift=shift, elementwise=elementwise, spatial=spatial)
         check_images(input, target, channels=c.channels, loss_name=metric.name, blocks=metric.blocks,
                      min_size=metric.min_size, device=self._device())
         if shift is not None:
@@ -106,6 +114,8 @@ class Loss(nn.Module):
         x, y = input.to(dtype), target.to(dtype)
         if c.colorspace == "grey" and x.shape[1] == 3:
             x, y = rgb_to_grey(x), rgb_to_grey(y)
+        if spatial:
+            return self.distance_map(x, y)
         if metric.random_shift and (shift is not None or not c.deterministic):
             offset = blocks.random_offset(generator) if shift is None else shift
             x, y = blocks.shift(x, offset), blocks.shift(y, offset)
@@ -127,3 +137,12 @@ class Loss(nn.Module):
         """The per-element terms whose sum over an image is its distance, NCHW, for the losses that have them
         (the registry's ``Metric.elementwise``); same inputs as :meth:`distance`."""
         raise NotImplementedError
+
+    def distance_map(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Where the images differ, (N, H, W): a map whose sum over an image's pixels is its distance, of NCHW
+        tensors already checked and converted (never shifted), in evaluation mode whatever the module's
+        mode, drawing no random numbers. This default sums :meth:`elementwise_map` over channels (L1, L2,
+        Adaptive); the other losses override it."""
+        if self.config.metric.elementwise is None:
+            raise NotImplementedError(f"{self.name} defines no distance map")
+        return self.elementwise_map(x, y).sum(dim=1)

@@ -9,6 +9,10 @@ each slice: VGG16 relu1_2 … relu5_3; SqueezeNet 1.1 seven taps with ceil-mode 
   m_l   = Σ_c w_{l,c} (n_l(x) − n_l(y))²                    the head: a 1×1 convolution C → 1, no bias
   D     = Σ_l mean_{h,w} m_l                                one value per image
 
+The distance map (``spatial=True``) is Σ_l upsample(m_l) / (H·W), (N, H, W), each m_l upsampled bilinearly
+with half-pixel centres to the input size; its sum over pixels approximates D. It is computed in evaluation
+mode (no dropout) whatever the module's mode.
+
 √ has an infinite derivative at 0, reached wherever all channels of a tap are 0 (dead ReLUs, black or
 constant images); as on the JAX side the root is taken only where Σf² > 0 and the norm is 0 elsewhere, so
 values are unchanged and the gradient there is the finite derivative of f/(0 + ε).
@@ -267,10 +271,13 @@ class Deeploss(Loss):
             taps.append(z)
         return taps
 
-    def layer_maps(self, x: torch.Tensor, y: torch.Tensor,
-                   generator: Optional[torch.Generator] = None) -> list[torch.Tensor]:
+    def layer_maps(self, x: torch.Tensor, y: torch.Tensor, generator: Optional[torch.Generator] = None, *,
+                   training: Optional[bool] = None) -> list[torch.Tensor]:
         """m_l of every tap, (N, 1, h_l, w_l) each, of NCHW images with 1 or 3 channels; in training mode
-        with dropout (p = 0.5) on the heads' inputs, drawn from ``generator``."""
+        (``training``, default the module's mode) with dropout (p = 0.5) on the heads' inputs, drawn from
+        ``generator``."""
+        if training is None:
+            training = self.training
         dtype = x.dtype
 
         def scaled(z):
@@ -283,7 +290,7 @@ class Deeploss(Loss):
         maps = []
         for k, (fx, fy) in enumerate(zip(self.taps(scaled(x)), self.taps(scaled(y)))):
             diff = torch.square(unit_normalise(fx) - unit_normalise(fy))
-            if self.training:
+            if training:
                 keep = torch.rand(diff.shape, generator=generator, dtype=diff.dtype, device=diff.device) < 0.5
                 diff = torch.where(keep, 2 * diff, torch.zeros_like(diff))
             head = getattr(self, f"lin{k}").weight.to(dtype)
@@ -292,6 +299,17 @@ class Deeploss(Loss):
 
     def distance(self, x, y, *, generator=None):
         return sum(m.mean(dim=(1, 2, 3)) for m in self.layer_maps(x, y, generator))
+
+    def distance_map(self, x, y):
+        """Σ_l upsample(m_l) / (H·W), (N, H, W): each layer's map upsampled bilinearly to the input size
+        (half-pixel centres, ``align_corners=False``, as LPIPS's spatial mode and ``jax.image.resize``), in
+        evaluation mode whatever the module's mode. Its sum over pixels approximates :meth:`distance`
+        (exactly for taps at full resolution)."""
+        h, w = x.shape[-2:]
+        total = 0
+        for m in self.layer_maps(x, y, training=False):
+            total = total + F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+        return total[:, 0] / (h * w)
 
     # -- parameters and the reference's state-dict layout
 

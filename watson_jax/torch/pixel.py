@@ -1,5 +1,6 @@
 """Pixel losses (SPEC §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements
-(``elementwise=True``: the terms |x − y| and (x − y)² themselves, NCHW)."""
+(``elementwise=True``: the terms |x − y| and (x − y)² themselves, NCHW; ``spatial=True``: those terms summed
+over channels, (N, H, W), by :meth:`Loss.distance_map`)."""
 
 from __future__ import annotations
 

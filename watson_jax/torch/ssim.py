@@ -3,7 +3,8 @@
 With w an 11×11 Gaussian window (σ = 1.5) applied per channel with zero padding of 5 ("same" size):
   μx = w∗x, μy = w∗y, σx² = w∗x² − μx², σy² = w∗y² − μy², σxy = w∗(xy) − μxμy,
   SSIM map = (2μxμy + C1)(2σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),  C1 = 0.01², C2 = 0.03²,
-and the distance of an image is 1 − the mean of its map over channels, H and W.
+and the distance of an image is 1 − the mean of its map over channels, H and W. Its distance map
+(``spatial=True``) is (1 − SSIM map) averaged over channels and divided by H·W, (N, H, W), which sums to it.
 """
 
 from __future__ import annotations
@@ -58,3 +59,8 @@ class SSIM(Loss):
 
     def distance(self, x, y, *, generator=None):
         return 1 - self.ssim_map(x, y).mean(dim=(1, 2, 3))
+
+    def distance_map(self, x, y):
+        """(1 − SSIM map) averaged over channels and divided by H·W, (N, H, W): sums to :meth:`distance`."""
+        h, w = x.shape[-2:]
+        return (1 - self.ssim_map(x, y)).mean(dim=1) / (h * w)

@@ -18,6 +18,12 @@ RGB images go to YCbCr; one set of parameters per channel (submodules ``ly``, ``
 D = Σ_c softmax(w_tild)_c · D_c. ε = 1e-10. |·| is ``torch.abs``, whose derivative at 0 is 0, so the
 gradient is exactly 0 where input and target agree.
 
+The distance map (``loss(x, y, spatial=True)``, (N, H, W)) shares each channel's pooled term out over the
+blocks in proportion to their sums e_b = Σ_{u,v} (d + ε), e_b / Σe · (Σe)^(1/β), adds each block's own
+phase terms (DFT), weights the channels as D does and spreads each block's value / 64 over its 8×8 pixels,
+so that it sums to D; it is computed in evaluation mode on the unshifted images
+(:func:`channel_block_map`, :meth:`Watson.distance_map`).
+
 The modules' state dicts have exactly the keys, order, shapes and dtypes of the reference's weight files
 (``{rgb,gray}_watson_{dct,fft}_trial0.pth``), so those load with ``load_state_dict(..., strict=True)``
 (or :meth:`Watson.load_reference`, which also checks the constants).
@@ -142,16 +148,19 @@ def _pair(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([y, x], dim=0)
 
 
-def dct_channel(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Watson-DCT distance of one channel, x and y of shape (N, H, W) → (N,). Training mode changes nothing."""
+def dct_terms(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
+              generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, None]:
+    """Watson-DCT per-coefficient terms of one channel, x and y of shape (N, H, W): (d, None), d of shape
+    (N, Hb, Wb, 8, 8). Training mode changes nothing."""
     ref, inp = p.dct(_pair(y, x)).chunk(2, dim=0)
-    return _pool(masked_error(p, ref, inp, luminance), p.beta)
+    return masked_error(p, ref, inp, luminance), None
 
 
-def dft_channel(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Watson-DFT distance of one channel (amplitude term + phase term), (N, H, W) → (N,)."""
+def dft_terms(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
+              generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Watson-DFT per-coefficient terms of one channel, x and y of shape (N, H, W): (amplitude terms d,
+    weighted phase terms), each (N, Hb, Wb, 8, 5); in training mode both with dropout, drawn from
+    ``generator`` (amplitude mask first)."""
     re, im = block_dft(_pair(y, x))
     amp0, amp1 = torch.sqrt(torch.square(re + EPS) + torch.square(im + EPS)).chunk(2, dim=0)
     d = masked_error(p, amp0, amp1, luminance)
@@ -162,10 +171,33 @@ def dft_channel(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: st
     if training:
         d = _dropout(d, generator)
         phase = _dropout(phase, generator)
-    return _pool(d, p.beta) + phase.sum(dim=(1, 2, 3, 4))
+    return d, phase
 
 
-CHANNEL_DISTANCES = {"dct": dct_channel, "dft": dft_channel}
+CHANNEL_TERMS = {"dct": dct_terms, "dft": dft_terms}
+
+
+def channel_distance(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: str, **options) -> torch.Tensor:
+    """Watson distance of one channel, x and y of shape (N, H, W) → (N,): the Minkowski pool of the
+    per-coefficient terms, plus the phase terms for the DFT. ``options``: ``luminance``, ``training``,
+    ``generator`` (see :func:`dft_terms`)."""
+    d, phase = CHANNEL_TERMS[transform](p, x, y, **options)
+    pooled = _pool(d, p.beta)
+    return pooled if phase is None else pooled + phase.sum(dim=(1, 2, 3, 4))
+
+
+def channel_block_map(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: str,
+                      **options) -> torch.Tensor:
+    """Each block's share of the channel distance, (N, Hb, Wb), summing to :func:`channel_distance`.
+
+    The pooled term (Σ_b e_b)^(1/β), with e_b = Σ_{u,v} (d + ε) of block b, is shared out in proportion to
+    e_b: e_b / Σe · (Σe)^(1/β); a block's phase terms are its own.
+    """
+    d, phase = CHANNEL_TERMS[transform](p, x, y, **options)
+    per_block = (d + EPS).sum(dim=(3, 4))
+    total = per_block.sum(dim=(1, 2), keepdim=True)
+    shares = per_block / total * total ** (1 / p.beta.to(d.dtype))
+    return shares if phase is None else shares + phase.sum(dim=(3, 4))
 
 
 # -- the loss ---------------------------------------------------------------------------------------
@@ -199,15 +231,27 @@ class Watson(Loss):
 
     _save_to_state_dict = _save_blocksize_first
 
-    def distance(self, x, y, *, generator=None):
-        channel_distance = CHANNEL_DISTANCES[self.block_transform]
-        options = dict(luminance=self.luminance, training=self.training, generator=generator)
+    def _per_channel(self, fn, x: torch.Tensor, y: torch.Tensor, **options) -> torch.Tensor:
+        """Σ_c softmax(w_tild)_c · fn(channel c) over the YCbCr channels of RGB images, or fn of the one grey
+        channel; ``fn`` is :func:`channel_distance` or :func:`channel_block_map`."""
+        options = dict(transform=self.block_transform, luminance=self.luminance, **options)
         if self.colorspace == "grey":
-            return channel_distance(self, x[:, 0], y[:, 0], **options)
+            return fn(self, x[:, 0], y[:, 0], **options)
         x, y = self.to_YCbCr(x), self.to_YCbCr(y)
-        per_channel = torch.stack([channel_distance(getattr(self, name), x[:, c], y[:, c], **options)
+        per_channel = torch.stack([fn(getattr(self, name), x[:, c], y[:, c], **options)
                                    for c, name in enumerate(YCBCR_CHANNELS)], dim=-1)
         return (per_channel * torch.softmax(self.w_tild.to(x.dtype), dim=0)).sum(dim=-1)
+
+    def distance(self, x, y, *, generator=None):
+        return self._per_channel(channel_distance, x, y, training=self.training, generator=generator)
+
+    def distance_map(self, x, y):
+        """Each 8×8 block's share of the distance (:func:`channel_block_map`, channels weighted as in
+        :meth:`distance`) divided by 64 and spread over the block's pixels, (N, H, W); evaluation mode
+        whatever the module's mode (no dropout, no phase of the real DFT bins)."""
+        block_map = self._per_channel(channel_block_map, x, y, training=False) / (BLOCK * BLOCK)
+        n, hb, wb = block_map.shape
+        return block_map[:, :, None, :, None].expand(n, hb, BLOCK, wb, BLOCK).reshape(n, hb * BLOCK, wb * BLOCK)
 
     def jax_params(self) -> dict:
         """The parameters as a watson_jax pytree of numpy arrays (e.g. for ``Loss.replace`` in JAX)."""
