@@ -3,31 +3,64 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from watson_jax import blocks
 from watson_jax.color import rgb_to_ycbcr
 from watson_jax.losses import ssim
 
 
-def test_block_dft_equals_numpy_rfft2_per_block_divided_by_64():
+@pytest.fixture(params=sorted(blocks.DFT_IMPLEMENTATIONS))
+def dft(request, monkeypatch):
+    """Each selectable block-DFT implementation, chosen through the module-level override."""
+    monkeypatch.setattr(blocks, "dft_override", request.param)
+    return blocks.block_dft
+
+
+def test_block_dft_equals_numpy_rfft2_per_block_divided_by_64(dft):
     x = np.random.default_rng(0).uniform(size=(2, 16, 24)).astype(np.float64)
     with jax.enable_x64(True):
-        re, im = blocks.block_dft(jnp.asarray(x))
+        re, im = dft(jnp.asarray(x))
     tiles = x.reshape(2, 2, 8, 3, 8).transpose(0, 1, 3, 2, 4)
     want = np.fft.rfft2(tiles) / 64
+    assert re.dtype == jnp.float64
     np.testing.assert_allclose(re, want.real, atol=1e-15)
     np.testing.assert_allclose(im, want.imag, atol=1e-15)
 
 
-def test_block_dft_of_blocks_constant_along_an_axis_has_exact_zeros():
+def test_block_dft_of_blocks_constant_along_an_axis_has_exact_zeros(dft):
     """Like an FFT (and unlike a matrix product), rows or columns that are constant give exact zeros."""
     rng = np.random.default_rng(1)
     cols = np.broadcast_to(rng.uniform(size=(1, 1, 8)), (1, 8, 8)).astype(np.float32)   # constant along H
-    re, im = blocks.block_dft(jnp.asarray(cols))
+    re, im = dft(jnp.asarray(cols))
     assert np.all(np.asarray(re)[0, 0, 0, 1:, :] == 0) and np.all(np.asarray(im)[0, 0, 0, 1:, :] == 0)
+    rows = np.broadcast_to(rng.uniform(size=(1, 8, 1)), (1, 8, 8)).astype(np.float32)   # constant along W
+    re, im = dft(jnp.asarray(rows))
+    assert np.all(np.asarray(re)[0, 0, 0, :, 1:] == 0) and np.all(np.asarray(im)[0, 0, 0, :, 1:] == 0)
     flat = np.full((1, 8, 8), 0.37, np.float32)
-    re, im = blocks.block_dft(jnp.asarray(flat))
+    re, im = dft(jnp.asarray(flat))
     assert np.count_nonzero(np.asarray(re)) == 1 and np.count_nonzero(np.asarray(im)) == 0
+
+
+def test_block_dft_implementations_agree_in_float32():
+    x = jnp.asarray(np.random.default_rng(4).uniform(size=(3, 16, 16)).astype(np.float32))
+    (re_b, im_b), (re_f, im_f) = (jax.jit(f)(x) for f in (blocks.block_dft_butterflies, blocks.block_dft_fft))
+    np.testing.assert_allclose(re_b, re_f, atol=1e-7)
+    np.testing.assert_allclose(im_b, im_f, atol=1e-7)
+
+
+def test_block_dft_choice_per_backend_and_overrides(monkeypatch):
+    monkeypatch.delenv(blocks.DFT_ENV_VAR, raising=False)
+    monkeypatch.setattr(blocks, "dft_override", None)
+    assert blocks.dft_implementation() == blocks.DFT_BY_BACKEND[jax.default_backend()]
+    assert set(blocks.DFT_BY_BACKEND.values()) <= set(blocks.DFT_IMPLEMENTATIONS)   # never a matmul DFT
+    monkeypatch.setenv(blocks.DFT_ENV_VAR, "fft")
+    assert blocks.dft_implementation() == "fft"
+    monkeypatch.setattr(blocks, "dft_override", "butterflies")           # the module setting wins
+    assert blocks.dft_implementation() == "butterflies"
+    monkeypatch.setattr(blocks, "dft_override", "matmul")
+    with pytest.raises(ValueError, match="butterflies"):
+        blocks.dft_implementation()
 
 
 def test_block_dct_is_orthonormal_dct_ii():

@@ -2,13 +2,20 @@
 
 Images here are single-channel batches of shape (N, H, W). A block transform returns coefficients of shape
 (N, H/8, W/8, 8, U) — the block grid kept as two axes, axis u vertical and v horizontal inside a block.
-The DCT is a pair of matrix products requested at full precision; the DFT is written out as butterflies.
-Both fuse well in XLA on every backend (TPUs in particular are slow at small FFT ops).
+The DCT is a pair of matrix products requested at full precision. The DFT has two implementations that
+both give exact zeros where an FFT does (a block constant along an axis has no AC terms there), which
+float64 gradient parity needs: radix-2 butterflies written out as elementwise adds, which XLA fuses into
+the loss, and ``jnp.fft.rfft2`` of the blocks. A matrix-product DFT is not offered: it leaves ~1e-17
+rounding noise in those zeros, and the phase derivative (~1/|c|) amplifies it (float64 gradients moved by
+2.5e-4 against the golden files). ``experiments/block_dft.py`` measures all three; the choice per backend
+is :data:`DFT_BY_BACKEND`.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -76,11 +83,8 @@ def _dft8(samples):
     return low + high
 
 
-def block_dft(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Per-block 2-D real DFT divided by 64 (the rfft2 layout): (N, H, W) → (re, im), each (N, H/8, W/8, 8, 5).
-
-    c[u, v] = Σ_{h,w} X[h, w] e^{-2πi(uh + vw)/8} / 64, one-sided along the horizontal axis (v = 0..4).
-    """
+def block_dft_butterflies(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """:func:`block_dft` by radix-2 butterflies: elementwise adds and multiplies only, fused by XLA."""
     x = to_blocks(img) / (BLOCK * BLOCK)
     zero = jnp.zeros_like(x[..., 0])
     # Along w (real input, keep the 5 non-negative frequencies), then along h.
@@ -89,6 +93,54 @@ def block_dft(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     im = jnp.stack([i for _, i in rows], axis=-1)
     cols = _dft8([(re[..., k, :], im[..., k, :]) for k in range(BLOCK)])
     return jnp.stack([r for r, _ in cols], axis=-2), jnp.stack([i for _, i in cols], axis=-2)
+
+
+def block_dft_fft(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """:func:`block_dft` by ``jnp.fft.rfft2`` of the blocks (the backend's FFT library)."""
+    c = jnp.fft.rfft2(to_blocks(img) / (BLOCK * BLOCK))
+    return jnp.real(c), jnp.imag(c)
+
+
+#: The selectable block-DFT implementations; both keep an FFT's exact zeros and float64 parity.
+DFT_IMPLEMENTATIONS = {"butterflies": block_dft_butterflies, "fft": block_dft_fft}
+
+#: Implementation per ``jax.default_backend()``, from ``experiments/block_dft.py`` (benchmarks/results/).
+#: cpu (measured, 2-core Xeon, idle machine): butterflies — a tie: the transform alone takes the same time
+#:   both ways (4.5 ms at batch 32 RGB), and the value and gradient of Watson-DFT RGB 5% less with the
+#:   butterflies (53 vs 55–57 ms at batch 32, 213–242 vs 231–255 ms at 128); the transcendental functions of
+#:   the loss, not the transform, take most of the time.
+#: gpu, tpu (not measured yet): butterflies — pure elementwise ops that fuse into the kernels of the
+#:   masking and pooling around them, while an FFT is a separate library call (a cuFFT launch and a complex
+#:   intermediate in memory; TPUs are slow at FFTs). Rerun experiments/block_dft.py there to confirm.
+DFT_BY_BACKEND = {"cpu": "butterflies", "gpu": "butterflies", "tpu": "butterflies"}
+
+#: Environment variable that overrides the choice: 'butterflies' or 'fft'.
+DFT_ENV_VAR = "WATSON_JAX_BLOCK_DFT"
+
+#: Set to 'butterflies' or 'fft' to override both the table and the environment variable (None: not set).
+dft_override: Optional[str] = None
+
+
+def dft_implementation() -> str:
+    """The block-DFT implementation in use: :data:`dft_override`, else ``$WATSON_JAX_BLOCK_DFT``, else
+    :data:`DFT_BY_BACKEND` for ``jax.default_backend()`` ('butterflies' for unlisted backends).
+
+    Read when a loss is traced: a function already compiled keeps the implementation it was traced with.
+    """
+    name = dft_override or os.environ.get(DFT_ENV_VAR) or DFT_BY_BACKEND.get(jax.default_backend(), "butterflies")
+    if name not in DFT_IMPLEMENTATIONS:
+        raise ValueError(f"unknown block-DFT implementation {name!r} (from watson_jax.blocks.dft_override or "
+                         f"${DFT_ENV_VAR}); choose one of {', '.join(repr(k) for k in DFT_IMPLEMENTATIONS)}.")
+    return name
+
+
+def block_dft(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Per-block 2-D real DFT divided by 64 (the rfft2 layout): (N, H, W) → (re, im), each (N, H/8, W/8, 8, 5).
+
+    c[u, v] = Σ_{h,w} X[h, w] e^{-2πi(uh + vw)/8} / 64, one-sided along the horizontal axis (v = 0..4).
+    Computed by :func:`dft_implementation`'s choice; every choice gives exact zeros where an FFT does.
+    """
+    return DFT_IMPLEMENTATIONS[dft_implementation()](img)
 
 
 def shift(img: jnp.ndarray, offset) -> jnp.ndarray:
