@@ -78,3 +78,15 @@ def converted_weights(tmp_path_factory, random_backbone_checkpoints) -> Path:
                    "--allow-unverified", "--dest", str(dest)])
     assert status == 0, "converting the random backbones failed"
     return dest
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a test module: the torch tests' tensors are small, and on a loaded
+    2-core machine a second OpenMP thread only adds wake-up latency (torch.cos took ~8 ms a call;
+    tests/test_torch_parity.py went from 40 s to 6 s). Use with ``pytestmark``."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

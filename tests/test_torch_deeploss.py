@@ -37,13 +37,7 @@ GOLDEN_FILES = [(f"deeploss_{stem}_{cs}", name) for name, stem in STEMS.items() 
 VALUE_RTOL, GRAD_RTOL, F64_RTOL = 1e-4, 1e-4, 1e-6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a loaded 2-core machine a second one only adds OpenMP wake-up latency."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- the random backbones of the golden files ----------------------------------------------------------

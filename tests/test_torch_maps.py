@@ -26,13 +26,7 @@ ADAPTIVE_SIZE = (3, *SHAPE[1:])
 MAP_RTOL = 1e-9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: a second intra-op thread only adds OpenMP wake-up latency on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def images(shape, channels, seed=0):

@@ -29,14 +29,7 @@ REFERENCE_FILES = {("Watson-DCT", "RGB"): "rgb_watson_dct_trial0.pth", ("Watson-
                    ("Watson-DFT", "RGB"): "rgb_watson_fft_trial0.pth", ("Watson-DFT", "LA"): "gray_watson_fft_trial0.pth"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tensors here are tiny: a second intra-op thread only adds OpenMP wake-up latency, which made
-    e.g. torch.cos take ~8 ms per call on a loaded 2-core machine (this file: 40 s → 6 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(name, golden, *, pretrained, weights_dir=None, reduction="sum", luminance="batch", deterministic=True):

@@ -318,8 +318,7 @@ def export_reference_file(path: Path, dest: Path) -> Path:
     if fmt is None:
         raise WeightsError(f"{path.name} is not a watson_jax weight file name; expected one of "
                            f"{', '.join(sorted(_BY_OUR_NAME))}.")
-    params, _ = weights.read_params(path)
-    params = weights.check_params(params, fmt.template(), str(path))
+    params = weights.read_checked_params(path, fmt.template())
     out = Path(dest) / fmt.reference_name
     write_reference(out, fmt.to_reference(params))
     return out
@@ -485,8 +484,7 @@ def export_backbone(path: Path, dest: Path) -> Path:
     if backbone is None:
         raise WeightsError(f"{path.name} is not a watson_jax backbone file name; expected one of "
                            f"{', '.join(sorted(_BACKBONE_BY_FILENAME))}.")
-    params, _ = weights.read_params(path)
-    params = weights.check_params(params, backbone.template(), str(path))
+    params = weights.read_checked_params(path, backbone.template())
     out = Path(dest) / exported_backbone_name(backbone)
     write_reference(out, backbone_to_reference(params, backbone))
     return out

@@ -116,6 +116,12 @@ def check_params(params: dict, template: dict, where: str) -> dict:
     return unflatten({k: np.asarray(v, np.float32) for k, v in got.items()})
 
 
+def read_checked_params(path: str | os.PathLike, template: dict, how_to_convert: str | None = None) -> dict:
+    """:func:`read_params` then :func:`check_params` against ``template``: the parameters of a weight file."""
+    params, _ = read_params(path, how_to_convert)
+    return check_params(params, template, str(path))
+
+
 def load_pretrained(stem: str, colorspace: str, template: dict, directory: str | os.PathLike | None = None) -> dict:
     """The converted pretrained parameters of a loss, checked against its parameter ``template``."""
     folder = weights_dir(directory)
@@ -124,8 +130,7 @@ def load_pretrained(stem: str, colorspace: str, template: dict, directory: str |
         raise MissingWeightsError(
             f"pretrained weights {path} not found. Convert the original weights once with:\n  "
             f"{converter_command(folder)}\nor pass pretrained=False for the untuned initial parameters.")
-    params, _ = read_params(path)
-    return check_params(params, template, str(path))
+    return read_checked_params(path, template)
 
 
 def torch_hub_checkpoints() -> Path:
@@ -154,6 +159,5 @@ def load_backbone(backbone, directory: str | os.PathLike | None = None) -> dict:
                    f"looks in the torch hub cache, {hub})")
         raise MissingBackboneError(f"{backbone.metric} needs the ImageNet {backbone.name} backbone, but {path} "
                                   f"was not found: {how}")
-    params, _ = read_params(path, f"python convert_weights.py {backbone.converter_flag} "
-                                  f"<path to {backbone.torchvision_files[0]}> --dest {folder}")
-    return check_params(params, backbone.template(), str(path))
+    return read_checked_params(path, backbone.template(), f"python convert_weights.py {backbone.converter_flag} "
+                                                         f"<path to {backbone.torchvision_files[0]}> --dest {folder}")

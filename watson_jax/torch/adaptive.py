@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import partition
-from ..errors import InputError, WeightsError
+from ..errors import InputError
 from ..losses.adaptive import (ALPHA_HI, ALPHA_LO, EPS, SCALE_LO, YUV_MATRIX, YUV_SCALE, init_params,
                                normalise_image_size)
 from ..provider import LossConfig
@@ -224,12 +224,4 @@ class Adaptive(Loss):
         the two parameters, with this module's shapes, finite; otherwise :class:`watson_jax.WeightsError` is
         raised and nothing is loaded.
         """
-        state, own = self._read_reference(path)
-        for key, value in state.items():
-            if tuple(value.shape) != tuple(own[key].shape):
-                raise WeightsError(f"{path}: '{key}' has shape {tuple(value.shape)}, expected "
-                                   f"{tuple(own[key].shape)} (image_size {self.image_size}).")
-            if not value.is_floating_point() or not torch.isfinite(value).all():
-                raise WeightsError(f"{path}: parameter '{key}' is not a finite float tensor (corrupt weights).")
-        self.load_state_dict(state, strict=True)
-        return self
+        return self._load_reference(path, shape_note=f" (image_size {self.image_size})")

@@ -60,9 +60,12 @@ class Loss(nn.Module):
         return (f"name={c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
                 f"deterministic={c.deterministic}, luminance={c.luminance!r}, precision={c.precision!r}")
 
-    def _read_reference(self, path) -> tuple[dict, dict]:
-        """A reference ``.pth`` read with ``torch.load(weights_only=True)`` and checked to have exactly this
-        module's state-dict keys: (its state dict, this module's state dict). Raises WeightsError."""
+    def _load_reference(self, path, *, constants: Optional[dict] = None, shape_note: str = "") -> "Loss":
+        """Load a reference ``.pth`` (read with ``torch.load(weights_only=True)``) with
+        ``load_state_dict(strict=True)``; returns ``self``. It must have exactly this module's state-dict keys
+        and shapes, its ``constants`` (key → tensor) must equal the given ones, and its parameters must be
+        finite floats; otherwise WeightsError is raised and nothing is loaded. ``shape_note`` is appended to
+        a shape mismatch's message."""
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises various types for missing, corrupt or unsafe files
@@ -74,7 +77,19 @@ class Loss(nn.Module):
         if missing or unexpected:
             raise WeightsError(f"{path} does not match {self.name} ({self.colorspace}): missing keys {missing}, "
                                f"unexpected keys {unexpected}.")
-        return state, own
+        constants = constants or {}
+        for key, value in state.items():
+            if tuple(value.shape) != tuple(own[key].shape):
+                raise WeightsError(f"{path}: '{key}' has shape {tuple(value.shape)}, expected "
+                                   f"{tuple(own[key].shape)}{shape_note}.")
+            if key in constants:
+                if value.dtype != constants[key].dtype or not torch.equal(value, constants[key]):
+                    raise WeightsError(f"{path}: '{key}' differs from the constant the loss uses; this is not a "
+                                       f"{self.name} weight file of the reference implementation.")
+            elif not value.is_floating_point() or not torch.isfinite(value).all():
+                raise WeightsError(f"{path}: parameter '{key}' is not a finite float tensor (corrupt weights).")
+        self.load_state_dict(state, strict=True)
+        return self
 
     def _device(self) -> Optional[torch.device]:
         for t in (*self.parameters(), *self.buffers()):

@@ -38,7 +38,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import WeightsError
 from ..losses.watson import init_channel_params, init_params
 from ..provider import LossConfig
 from .base import Loss
@@ -269,16 +268,5 @@ class Watson(Loss):
         (``blocksize``, ``dct.A``, ``to_YCbCr.*``) must equal the ones the loss is defined with, and its
         parameters must be finite; otherwise :class:`watson_jax.WeightsError` is raised and nothing is loaded.
         """
-        state, own = self._read_reference(path)
         constants = dict(Watson(self.block_transform, self.config).named_buffers())
-        for key, value in state.items():
-            if tuple(value.shape) != tuple(own[key].shape):
-                raise WeightsError(f"{path}: '{key}' has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}.")
-            if key in constants:
-                if value.dtype != constants[key].dtype or not torch.equal(value, constants[key]):
-                    raise WeightsError(f"{path}: '{key}' differs from the constant the loss uses; this is not a "
-                                       "Watson weight file of the reference implementation.")
-            elif not value.is_floating_point() or not torch.isfinite(value).all():
-                raise WeightsError(f"{path}: parameter '{key}' is not a finite float tensor (corrupt weights).")
-        self.load_state_dict(state, strict=True)
-        return self
+        return self._load_reference(path, constants=constants)
