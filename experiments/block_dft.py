@@ -1,14 +1,16 @@
 """The 8×8 block DFT of Watson-DFT three ways on the current JAX backend: which one to use where.
 
 Measured, for RGB 64×64 images (batch 128, and 32 on a CPU):
-  - transform: the block DFT alone, jitted, on the (6·N, 64, 64) single-channel images one Watson-DFT RGB
-    call transforms (3 channels × target and input);
+  - transform: the block DFT alone, jitted, on the blocks of the (9·N, 64, 64) planes one Watson-DFT RGB
+    call transforms (3 channels × target, input and their difference);
   - grad step: value and gradient with respect to the input of the Watson-DFT RGB loss (random shift on),
     jitted, i.e. the work of one SGD step of ``experiments/runtime.py`` without the update;
 for three implementations of the transform:
-  - butterflies: radix-2 butterflies as elementwise ops (``watson_jax.blocks.block_dft_butterflies``);
-  - fft: ``jnp.fft.rfft2`` of the blocks (``watson_jax.blocks.block_dft_fft``);
+  - butterflies: radix-2 butterflies as elementwise ops (``watson_jax.blocks.block_dft_by('butterflies')``);
+  - fft: ``jnp.fft.rfft2`` of the blocks (``watson_jax.blocks.block_dft_by('fft')``);
   - matmul: products with the real and imaginary DFT matrices (einsum, precision HIGHEST), here only.
+The library's two are differentiated through the DFT matrices (``watson_jax.blocks.block_dft_by``), so their
+grad steps differ in the forward transform only.
 Times are the median (and min) over repeats of the mean over ``--number`` calls, after a warm-up call
 (compile); the implementations take turns in each repeat so that other load on the machine hits all alike.
 Two exactness columns say what each costs in accuracy: the largest error against numpy's rfft2 in float64,
@@ -39,31 +41,14 @@ import runtime  # noqa: E402  (the machine description shared with the resource 
 from watson_jax import LossProvider, blocks  # noqa: E402
 
 
-def _dft_matrices(dtype):
-    """cos and sin of 2πkn/8: (8, 8) along the vertical axis and (5, 8) for the one-sided horizontal one."""
-    k = np.arange(blocks.BLOCK)
-    angle = 2 * np.pi * np.outer(k, k) / blocks.BLOCK
-    cos, sin = np.cos(angle), np.sin(angle)
-    half = blocks.BLOCK // 2 + 1
-    return [jnp.asarray(m, dtype) for m in (cos, sin, cos[:half], sin[:half])]
-
-
-def block_dft_matmul(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """The block DFT as matrix products (not offered by the library: no exact zeros, see the module docstring).
-
-    Along w: R = X Cvᵀ, I = −X Svᵀ; along h: re = Cu R + Su I, im = Cu I − Su R.
-    """
-    cu, su, cv, sv = _dft_matrices(img.dtype)
-    x = blocks.to_blocks(img) / (blocks.BLOCK * blocks.BLOCK)
+def block_dft_matmul(tiles: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The block DFT as matrix products (not offered by the library: no exact zeros, see the module docstring)."""
     hi = jax.lax.Precision.HIGHEST
-    r = jnp.einsum("nabhw,vw->nabhv", x, cv, precision=hi)
-    i = -jnp.einsum("nabhw,vw->nabhv", x, sv, precision=hi)
-    re = jnp.einsum("uh,nabhv->nabuv", cu, r, precision=hi) + jnp.einsum("uh,nabhv->nabuv", su, i, precision=hi)
-    im = jnp.einsum("uh,nabhv->nabuv", cu, i, precision=hi) - jnp.einsum("uh,nabhv->nabuv", su, r, precision=hi)
-    return re, im
+    return tuple(jnp.einsum("...hw,uvhw->...uv", tiles, jnp.asarray(k, tiles.dtype), precision=hi)
+                 for k in blocks.dft_matrices())
 
 
-IMPLEMENTATIONS = {"butterflies": blocks.block_dft_butterflies, "fft": blocks.block_dft_fft,
+IMPLEMENTATIONS = {"butterflies": blocks.block_dft_by("butterflies"), "fft": blocks.block_dft_by("fft"),
                    "matmul": block_dft_matmul}
 
 
@@ -85,22 +70,22 @@ def interleaved_seconds(calls: dict, repeats: int, number: int) -> dict[str, tup
 
 def float64_error(impl) -> float:
     """Largest |error| of the transform against numpy's rfft2 / 64 on random blocks, in float64."""
-    x = np.random.default_rng(0).uniform(size=(2, 16, 24))
+    tiles = np.random.default_rng(0).uniform(size=(2, 6, 8, 8))
     with jax.enable_x64(True):
-        re, im = jax.jit(impl)(jnp.asarray(x))
+        re, im = jax.jit(impl)(jnp.asarray(tiles))
         re, im = np.asarray(re), np.asarray(im)
-    want = np.fft.rfft2(blocks.to_blocks(x)) / 64
+    want = np.fft.rfft2(tiles) / 64
     return float(max(np.abs(re - want.real).max(), np.abs(im - want.imag).max()))
 
 
 def exact_zeros(impl) -> bool:
     """Whether float32 blocks constant along H or along W give exactly zero coefficients where rfft2 does."""
     rng = np.random.default_rng(1)
-    cols = np.broadcast_to(rng.uniform(size=(1, 1, 8)), (1, 8, 8)).astype(np.float32)   # constant along H
-    rows = np.broadcast_to(rng.uniform(size=(1, 8, 1)), (1, 8, 8)).astype(np.float32)   # constant along W
+    cols = np.broadcast_to(rng.uniform(size=(1, 8)), (8, 8)).astype(np.float32)   # constant along H
+    rows = np.broadcast_to(rng.uniform(size=(8, 1)), (8, 8)).astype(np.float32)   # constant along W
     f = jax.jit(impl)
-    re_c, im_c = (np.asarray(a)[0, 0, 0] for a in f(jnp.asarray(cols)))
-    re_r, im_r = (np.asarray(a)[0, 0, 0] for a in f(jnp.asarray(rows)))
+    re_c, im_c = (np.asarray(a) for a in f(jnp.asarray(cols)))
+    re_r, im_r = (np.asarray(a) for a in f(jnp.asarray(rows)))
     return bool(np.all(re_c[1:] == 0) and np.all(im_c[1:] == 0) and np.all(re_r[:, 1:] == 0)
                 and np.all(im_r[:, 1:] == 0))
 
@@ -108,7 +93,7 @@ def exact_zeros(impl) -> bool:
 def measure(batch: int, repeats: int, number: int) -> list[dict]:
     """One row per implementation: transform and grad-step times (ms, median and min) at this batch size."""
     rng = np.random.default_rng(2)
-    images = jnp.asarray(rng.uniform(size=(6 * batch, 64, 64)).astype(np.float32))
+    images = blocks.pixel_blocks(jnp.asarray(rng.uniform(size=(9 * batch, 64, 64, 1)).astype(np.float32)))
     x = jnp.asarray(rng.uniform(size=(batch, 64, 64, 3)).astype(np.float32))
     y = jnp.asarray(rng.uniform(size=(batch, 64, 64, 3)).astype(np.float32))
     loss = LossProvider().get_loss_function("Watson-DFT", "RGB", pretrained=False)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from watson_jax import blocks
-from watson_jax.color import rgb_to_ycbcr
-from watson_jax.losses import ssim
+from watson_jax.color import YCBCR_MATRIX, YCBCR_OFFSET
+from watson_jax.losses import ssim, watson
+
+
+def numpy_blocks(images):
+    """(N, H, W) → (N, Hb, Wb, 8, 8) tiles, the obvious way."""
+    n, h, w = images.shape
+    return images.reshape(n, h // 8, 8, w // 8, 8).transpose(0, 1, 3, 2, 4)
 
 
 @pytest.fixture(params=sorted(blocks.DFT_IMPLEMENTATIONS))
@@ -17,34 +23,71 @@ def dft(request, monkeypatch):
     return blocks.block_dft
 
 
+def test_pixel_blocks_are_the_8x8_tiles_row_major_and_from_blocks_inverts_them():
+    x = np.random.default_rng(5).uniform(size=(2, 16, 24, 3)).astype(np.float32)
+    got = np.asarray(blocks.pixel_blocks(jnp.asarray(x)))                      # (N, B, C, 8, 8)
+    for c in range(3):
+        np.testing.assert_array_equal(got[:, :, c], numpy_blocks(x[..., c]).reshape(2, 6, 8, 8))
+    np.testing.assert_array_equal(blocks.from_blocks(got[:, :, 1], 16, 24), x[..., 1])
+
+
+def test_block_planes_are_ycbcr_or_grey_per_block():
+    x = np.random.default_rng(6).uniform(size=(1, 8, 16, 3)).astype(np.float32)
+    planes = np.asarray(blocks.block_planes(jnp.asarray(x), YCBCR_MATRIX, YCBCR_OFFSET))
+    want = x.astype(np.float64) @ YCBCR_MATRIX.T.astype(np.float64) + YCBCR_OFFSET
+    for k in range(3):
+        np.testing.assert_allclose(planes[:, :, k], numpy_blocks(want[..., k]).reshape(1, 2, 8, 8), atol=1e-6)
+    np.testing.assert_allclose(planes[0, 0, :, 0, 0], x[0, 0, 0] @ YCBCR_MATRIX.T + YCBCR_OFFSET, rtol=1e-6)
+    grey = np.asarray(blocks.block_planes(jnp.asarray(x[..., :1]), ((1.0,),)))
+    np.testing.assert_array_equal(grey[:, :, 0], numpy_blocks(x[..., 0]).reshape(1, 2, 8, 8))
+
+
 def test_block_dft_equals_numpy_rfft2_per_block_divided_by_64(dft):
     x = np.random.default_rng(0).uniform(size=(2, 16, 24)).astype(np.float64)
+    tiles = numpy_blocks(x)
     with jax.enable_x64(True):
-        re, im = dft(jnp.asarray(x))
-    tiles = x.reshape(2, 2, 8, 3, 8).transpose(0, 1, 3, 2, 4)
+        re, im = dft(jnp.asarray(tiles))
     want = np.fft.rfft2(tiles) / 64
-    assert re.dtype == jnp.float64
+    assert re.dtype == jnp.float64 and re.shape == (2, 2, 3, 8, 5)
     np.testing.assert_allclose(re, want.real, atol=1e-15)
     np.testing.assert_allclose(im, want.imag, atol=1e-15)
+
+
+def test_block_dft_derivatives_are_the_dft_and_its_transpose(dft):
+    """Forward mode gives the DFT of the tangent; reverse mode its transpose, written out in numpy."""
+    rng = np.random.default_rng(7)
+    x, t = rng.uniform(size=(2, 3, 8, 8)), rng.normal(size=(2, 3, 8, 8))
+    g_re, g_im = rng.normal(size=(2, 2, 3, 8, 5))
+    with jax.enable_x64(True):
+        _, (d_re, d_im) = jax.jvp(dft, (jnp.asarray(x),), (jnp.asarray(t),))
+        (x_bar,) = jax.vjp(dft, jnp.asarray(x))[1]((jnp.asarray(g_re), jnp.asarray(g_im)))
+    want = np.fft.rfft2(t) / 64
+    np.testing.assert_allclose(d_re, want.real, atol=1e-15)
+    np.testing.assert_allclose(d_im, want.imag, atol=1e-15)
+    h = np.arange(8)
+    angle = 2 * np.pi * (np.outer(h, h)[:, None, :, None] + np.outer(h[:5], h)[None, :, None, :]) / 8
+    x_bar_want = (np.einsum("...uv,uvhw->...hw", g_re, np.cos(angle)) -
+                  np.einsum("...uv,uvhw->...hw", g_im, np.sin(angle))) / 64
+    np.testing.assert_allclose(x_bar, x_bar_want, atol=1e-14)
 
 
 def test_block_dft_of_blocks_constant_along_an_axis_has_exact_zeros(dft):
     """Like an FFT (and unlike a matrix product), rows or columns that are constant give exact zeros."""
     rng = np.random.default_rng(1)
-    cols = np.broadcast_to(rng.uniform(size=(1, 1, 8)), (1, 8, 8)).astype(np.float32)   # constant along H
+    cols = np.broadcast_to(rng.uniform(size=(1, 8)), (8, 8)).astype(np.float32)   # constant along H
     re, im = dft(jnp.asarray(cols))
-    assert np.all(np.asarray(re)[0, 0, 0, 1:, :] == 0) and np.all(np.asarray(im)[0, 0, 0, 1:, :] == 0)
-    rows = np.broadcast_to(rng.uniform(size=(1, 8, 1)), (1, 8, 8)).astype(np.float32)   # constant along W
+    assert np.all(np.asarray(re)[1:, :] == 0) and np.all(np.asarray(im)[1:, :] == 0)
+    rows = np.broadcast_to(rng.uniform(size=(8, 1)), (8, 8)).astype(np.float32)   # constant along W
     re, im = dft(jnp.asarray(rows))
-    assert np.all(np.asarray(re)[0, 0, 0, :, 1:] == 0) and np.all(np.asarray(im)[0, 0, 0, :, 1:] == 0)
-    flat = np.full((1, 8, 8), 0.37, np.float32)
+    assert np.all(np.asarray(re)[:, 1:] == 0) and np.all(np.asarray(im)[:, 1:] == 0)
+    flat = np.full((8, 8), 0.37, np.float32)
     re, im = dft(jnp.asarray(flat))
     assert np.count_nonzero(np.asarray(re)) == 1 and np.count_nonzero(np.asarray(im)) == 0
 
 
 def test_block_dft_implementations_agree_in_float32():
-    x = jnp.asarray(np.random.default_rng(4).uniform(size=(3, 16, 16)).astype(np.float32))
-    (re_b, im_b), (re_f, im_f) = (jax.jit(f)(x) for f in (blocks.block_dft_butterflies, blocks.block_dft_fft))
+    x = jnp.asarray(np.random.default_rng(4).uniform(size=(3, 4, 8, 8)).astype(np.float32))
+    (re_b, im_b), (re_f, im_f) = (jax.jit(f)(x) for f in blocks.DFT_IMPLEMENTATIONS.values())
     np.testing.assert_allclose(re_b, re_f, atol=1e-7)
     np.testing.assert_allclose(im_b, im_f, atol=1e-7)
 
@@ -64,14 +107,62 @@ def test_block_dft_choice_per_backend_and_overrides(monkeypatch):
 
 
 def test_block_dct_is_orthonormal_dct_ii():
-    x = np.random.default_rng(2).uniform(size=(1, 8, 16))
+    x = np.random.default_rng(2).uniform(size=(2, 8, 8))
     n = np.arange(8)
     a = np.sqrt(2 / 8) * np.where(n[:, None] == 0, 1 / np.sqrt(2), 1) * np.cos((2 * n[None, :] + 1) * n[:, None] * np.pi / 16)
     with jax.enable_x64(True):
         got = np.asarray(blocks.block_dct(jnp.asarray(x)))
     for b in range(2):
-        np.testing.assert_allclose(got[0, 0, b], a @ x[0, :, 8 * b:8 * b + 8] @ a.T, atol=1e-7)  # float32 matrix
-    np.testing.assert_allclose(got[0, 0, 0, 0, 0], 8 * x[0, :, :8].mean(), rtol=1e-6)
+        np.testing.assert_allclose(got[b], a @ x[b] @ a.T, atol=1e-7)  # float32 matrix
+    np.testing.assert_allclose(got[0, 0, 0], 8 * x[0].mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_acos_one_minus_is_arccos_to_an_ulp_with_the_exact_derivative(dtype):
+    b = np.concatenate([np.geomspace(1e-7, 1, 3000), np.linspace(0, 1, 3001)[1:]]).astype(dtype)
+    want = 2 * np.arcsin(np.sqrt(b.astype(np.float64) / 2))             # = arccos(1 − b), without rounding 1 − b
+    with jax.enable_x64(dtype == np.float64):
+        got = np.asarray(watson.acos_one_minus(jnp.asarray(b)), np.float64)
+        slope = np.asarray(jax.vmap(jax.grad(watson.acos_one_minus))(jnp.asarray(b)), np.float64)
+    eps = np.finfo(dtype).eps
+    assert np.max(np.abs(got / want - 1)) <= 2 * eps
+    b64 = b.astype(np.float64)
+    assert np.max(np.abs(slope * np.sqrt(b64 * (2 - b64)) - 1)) <= 4 * eps
+
+
+def test_phase_error_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
+    """Against the reference's formula evaluated in float64 with trigonometric functions, including real
+    coefficients of both signs (phases 0 and π), a zero coefficient (atan2(0, ε) = 0) and equal ones."""
+    rng = np.random.default_rng(8)
+    re0, im0, re1, im1 = rng.normal(size=(4, 200))
+    im0[:20] = im1[:20] = 0                          # real bins: phase 0 or π
+    re0[20:30] = im0[20:30] = 0                      # zero coefficient
+    re1[30:40], im1[30:40] = re0[30:40], im0[30:40]  # equal coefficients
+    same = np.zeros(200, bool)
+    same[30:40] = True
+    k = 1 - 1e-7
+    phi0, phi1 = np.arctan2(im0, re0 + 1e-10), np.arctan2(im1, re1 + 1e-10)
+    want = np.arccos(np.cos(phi0 - phi1) * k)
+    with jax.enable_x64(True):
+        got = watson.phase_error((jnp.asarray(re0), jnp.asarray(im0)), (jnp.asarray(re1), jnp.asarray(im1)),
+                                 jnp.asarray(same))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert np.all(np.asarray(got)[same] == np.arccos(k))
+
+
+def test_amplitude_change_is_the_difference_of_amplitudes_and_exactly_zero_for_no_change():
+    rng = np.random.default_rng(9)
+    c0, c1 = rng.normal(size=(2, 2, 100))
+    change = c1 - c0
+    change[:, :10] = 0
+    c1[:, :10] = c0[:, :10]
+    amp = lambda re, im: np.sqrt((re + 1e-10) ** 2 + (im + 1e-10) ** 2)  # noqa: E731
+    with jax.enable_x64(True):
+        amp0, diff = watson.amplitude_and_change(tuple(map(jnp.asarray, c0)), tuple(map(jnp.asarray, c1)),
+                                                 tuple(map(jnp.asarray, change)))
+    np.testing.assert_allclose(amp0, amp(*c0), rtol=1e-15)
+    np.testing.assert_allclose(diff, amp(*c1) - amp(*c0), atol=1e-14)
+    assert np.all(np.asarray(diff)[:10] == 0)
 
 
 def test_shift_pads_by_edge_replication_and_crops():
@@ -79,11 +170,6 @@ def test_shift_pads_by_edge_replication_and_crops():
     np.testing.assert_array_equal(blocks.shift(x, (4, 4)), x)
     padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="edge")
     np.testing.assert_array_equal(blocks.shift(x, (1, 7)), padded[:, 1:9, 7:23])
-
-
-def test_ycbcr():
-    rgb = np.array([[[[1.0, 0.0, 0.0]]]], np.float32)
-    np.testing.assert_allclose(rgb_to_ycbcr(rgb)[0, 0, 0], [0.299, 0.5 - 0.1687, 1.0], rtol=1e-6)
 
 
 def test_ssim_separable_filter_equals_the_2d_window_in_float32():

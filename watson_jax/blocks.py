@@ -1,28 +1,34 @@
 """8×8 block transforms and the random shift of the Watson losses (SPEC §3, §6).
 
-Images here are single-channel batches of shape (N, H, W). A block transform returns coefficients of shape
-(N, H/8, W/8, 8, U) — the block grid kept as two axes, axis u vertical and v horizontal inside a block.
-The DCT is a pair of matrix products requested at full precision. The DFT has two implementations that
-both give exact zeros where an FFT does (a block constant along an axis has no AC terms there), which
-float64 gradient parity needs: radix-2 butterflies written out as elementwise adds, which XLA fuses into
-the loss, and ``jnp.fft.rfft2`` of the blocks. A matrix-product DFT is not offered: it leaves ~1e-17
-rounding noise in those zeros, and the phase derivative (~1/|c|) amplifies it (float64 gradients moved by
-2.5e-4 against the golden files). ``experiments/block_dft.py`` measures all three; the choice per backend
-is :data:`DFT_BY_BACKEND`.
+Layout. NHWC images become blocks (N, B, C, 8, 8) (:func:`pixel_blocks`: B = H/8 · W/8 blocks row-major,
+each block contiguous), the planes the loss works on are mixed from the channels blockwise
+(:func:`block_planes`: grey, or Y, Cb, Cr), and a transform maps the two last axes to frequencies
+(u vertical, v horizontal): coefficients (N, B, C, U, V). The loss's per-channel parameters broadcast
+along the three last axes, and the matrix products contract the two last where they lie (XLA's CPU matrix
+products want the contracted axes last: a frequency-major layout cost a transposed copy of every cotangent).
+
+The DCT is one matrix product per block. The DFT is evaluated by radix-2 butterflies (elementwise, fused
+by XLA) or ``jnp.fft.rfft2``: both give exact zeros where an FFT does (a block constant along an axis has no
+AC terms there), which float64 gradient parity needs; a matrix product leaves ~1e-17 rounding noise that
+the phase derivative, ~1/|c|, amplifies. Its derivative is taken through its matrix (:func:`block_dft_by`).
+``experiments/block_dft.py`` measures the implementations; the choice per backend is :data:`DFT_BY_BACKEND`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 BLOCK = 8
+HALF = BLOCK // 2 + 1   # the non-negative horizontal frequencies of a real block
 HIGHEST = jax.lax.Precision.HIGHEST
+#: Axes of the in-block row (h, then u) and column (w, then v) of (..., 8, 8) blocks.
+ROW_AXIS, COL_AXIS = -2, -1
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,22 +43,31 @@ def dct_matrix() -> np.ndarray:
     return (np.sqrt(2 / BLOCK) * c * np.cos((2 * n[None, :] + 1) * i * np.pi / (2 * BLOCK))).astype(np.float32)
 
 
-def to_blocks(img: jnp.ndarray) -> jnp.ndarray:
-    """(N, H, W) → (N, H/8, W/8, 8, 8): the non-overlapping 8×8 blocks, block grid row-major."""
-    n, h, w = img.shape
-    return img.reshape(n, h // BLOCK, BLOCK, w // BLOCK, BLOCK).transpose(0, 1, 3, 2, 4)
+def dft_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """Real and imaginary parts of c[u, v] = Σ_{h,w} X[h, w] e^{-2πi(uh + vw)/8} / 64, (8, 5, 8, 8) float64
+    arrays indexed [u, v, h, w]."""
+    k = np.arange(BLOCK)
+    angle = 2 * np.pi * (np.outer(k, k)[:, None, :, None] + np.outer(k[:HALF], k)[None, :, None, :]) / BLOCK
+    return np.cos(angle) / BLOCK ** 2, -np.sin(angle) / BLOCK ** 2
 
 
-def from_blocks(blocks: jnp.ndarray) -> jnp.ndarray:
-    """Inverse of :func:`to_blocks` for per-pixel maps: (N, Hb, Wb, 8, 8) → (N, 8 Hb, 8 Wb)."""
-    n, hb, wb, bh, bw = blocks.shape
-    return blocks.transpose(0, 1, 3, 2, 4).reshape(n, hb * bh, wb * bw)
+def pixel_blocks(images: jnp.ndarray) -> jnp.ndarray:
+    """(N, H, W, C) → (N, B, C, 8, 8): the 8×8 blocks of each channel, B = H/8 · W/8 blocks row-major."""
+    n, h, w, c = images.shape
+    blocks = images.reshape(n, h // BLOCK, BLOCK, w // BLOCK, BLOCK, c).transpose(0, 1, 3, 5, 2, 4)
+    return blocks.reshape(n, (h // BLOCK) * (w // BLOCK), c, BLOCK, BLOCK)
 
 
-def block_dct(img: jnp.ndarray) -> jnp.ndarray:
-    """Per-block orthonormal 2-D DCT-II, A X Aᵀ: (N, H, W) → (N, H/8, W/8, 8, 8). DC = 8 × block mean."""
-    a = jnp.asarray(dct_matrix(), img.dtype)
-    return jnp.einsum("uh,nabhw,vw->nabuv", a, to_blocks(img), a, precision=HIGHEST)
+def from_blocks(blocks: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+    """(N, B, 8, 8) pixel values of the blocks of (N, height, width) images → the images."""
+    n = blocks.shape[0]
+    hb, wb = height // BLOCK, width // BLOCK
+    return blocks.reshape(n, hb, wb, BLOCK, BLOCK).transpose(0, 1, 3, 2, 4).reshape(n, height, width)
+
+
+def _slices(a: jnp.ndarray, axis: int) -> list:
+    axis %= a.ndim
+    return [jax.lax.index_in_dim(a, k, axis, keepdims=False) for k in range(a.shape[axis])]
 
 
 def _dft4(a0, a1, a2, a3):
@@ -64,12 +79,11 @@ def _dft4(a0, a1, a2, a3):
             (sr02 - sr13, si02 - si13), (dr02 - di13, di02 + dr13)]
 
 
-def _dft8(samples):
+def _dft8(samples: Sequence) -> list:
     """8-point DFT, X_u = Σ_k x_k e^{-2πiuk/8}, of 8 complex samples (re, im) by a radix-2 split.
 
-    Written as butterflies rather than a matrix product so that a block that is constant along the
-    transformed axis gives exactly zero AC coefficients, as an FFT does. The phase of the Watson-DFT
-    depends on those zeros (its derivative scales like 1/|c|); a matrix product leaves rounding noise there.
+    Butterflies rather than a matrix product so that samples constant along the axis give exactly zero AC
+    coefficients, as an FFT does.
     """
     even = _dft4(*samples[0::2])
     odd = _dft4(*samples[1::2])
@@ -83,35 +97,31 @@ def _dft8(samples):
     return low + high
 
 
-def block_dft_butterflies(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """:func:`block_dft` by radix-2 butterflies: elementwise adds and multiplies only, fused by XLA."""
-    x = to_blocks(img) / (BLOCK * BLOCK)
-    zero = jnp.zeros_like(x[..., 0])
-    # Along w (real input, keep the 5 non-negative frequencies), then along h.
-    rows = _dft8([(x[..., k], zero) for k in range(BLOCK)])[:BLOCK // 2 + 1]
-    re = jnp.stack([r for r, _ in rows], axis=-1)           # (N, Hb, Wb, 8 (h), 5 (v))
-    im = jnp.stack([i for _, i in rows], axis=-1)
-    cols = _dft8([(re[..., k, :], im[..., k, :]) for k in range(BLOCK)])
-    return jnp.stack([r for r, _ in cols], axis=-2), jnp.stack([i for _, i in cols], axis=-2)
+def _dft8_along(re: jnp.ndarray, im: jnp.ndarray, axis: int, keep: int = BLOCK):
+    """The first ``keep`` outputs of the 8-point DFT along ``axis`` of the complex array re + i·im."""
+    out = _dft8(list(zip(_slices(re, axis), _slices(im, axis))))[:keep]
+    axis %= re.ndim
+    return jnp.stack([r for r, _ in out], axis=axis), jnp.stack([i for _, i in out], axis=axis)
 
 
-def block_dft_fft(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """:func:`block_dft` by ``jnp.fft.rfft2`` of the blocks (the backend's FFT library)."""
-    c = jnp.fft.rfft2(to_blocks(img) / (BLOCK * BLOCK))
+def _dft_butterflies(blocks: jnp.ndarray):
+    """The DFT / 64 of (..., 8, 8) blocks by butterflies: (re, im), each (..., 8, 5)."""
+    x = blocks / (BLOCK * BLOCK)
+    re, im = _dft8_along(x, jnp.zeros_like(x), COL_AXIS, keep=HALF)   # real rows: v = 0..4 suffice
+    return _dft8_along(re, im, ROW_AXIS)
+
+
+def _dft_fft(blocks: jnp.ndarray):
+    """The block DFT / 64 by ``jnp.fft.rfft2`` (the backend's FFT library)."""
+    c = jnp.fft.rfft2(blocks / (BLOCK * BLOCK), axes=(ROW_AXIS, COL_AXIS))
     return jnp.real(c), jnp.imag(c)
 
 
 #: The selectable block-DFT implementations; both keep an FFT's exact zeros and float64 parity.
-DFT_IMPLEMENTATIONS = {"butterflies": block_dft_butterflies, "fft": block_dft_fft}
+DFT_IMPLEMENTATIONS = {"butterflies": _dft_butterflies, "fft": _dft_fft}
+
 
 #: Implementation per ``jax.default_backend()``, from ``experiments/block_dft.py`` (benchmarks/results/).
-#: cpu (measured, 2-core Xeon, idle machine): butterflies — a tie: the transform alone takes the same time
-#:   both ways (4.5 ms at batch 32 RGB), and the value and gradient of Watson-DFT RGB 5% less with the
-#:   butterflies (53 vs 55–57 ms at batch 32, 213–242 vs 231–255 ms at 128); the transcendental functions of
-#:   the loss, not the transform, take most of the time.
-#: gpu, tpu (not measured yet): butterflies — pure elementwise ops that fuse into the kernels of the
-#:   masking and pooling around them, while an FFT is a separate library call (a cuFFT launch and a complex
-#:   intermediate in memory; TPUs are slow at FFTs). Rerun experiments/block_dft.py there to confirm.
 DFT_BY_BACKEND = {"cpu": "butterflies", "gpu": "butterflies", "tpu": "butterflies"}
 
 #: Environment variable that overrides the choice: 'butterflies' or 'fft'.
@@ -134,13 +144,67 @@ def dft_implementation() -> str:
     return name
 
 
-def block_dft(img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Per-block 2-D real DFT divided by 64 (the rfft2 layout): (N, H, W) → (re, im), each (N, H/8, W/8, 8, 5).
+def sum_products(weights: Sequence[float], arrays: Sequence[jnp.ndarray]) -> jnp.ndarray:
+    """(w0·a0 + w1·a1) + w2·a2 + …, left to right."""
+    total = arrays[0] * weights[0]
+    for w, a in zip(weights[1:], arrays[1:]):
+        total = total + a * w
+    return total
 
-    c[u, v] = Σ_{h,w} X[h, w] e^{-2πi(uh + vw)/8} / 64, one-sided along the horizontal axis (v = 0..4).
-    Computed by :func:`dft_implementation`'s choice; every choice gives exact zeros where an FFT does.
+
+def block_planes(images: jnp.ndarray, mix: Sequence[Sequence[float]],
+                 offset: Optional[Sequence[float]] = None) -> jnp.ndarray:
+    """The 8×8 blocks of the planes mix·pixel + offset of NHWC images: (N, H, W, C_in) → (N, B, C_out, 8, 8),
+    plane k = Σ_c mix[k][c]·channel c (+ offset[k]), as explicit products in the images' dtype (exact float32
+    on every backend: no TF32/bf16 passes). ``mix`` is ((1,),) for greyscale, the YCbCr matrix for RGB."""
+    channels = _slices(pixel_blocks(images), -3)
+    planes = [sum_products([float(m) for m in row], channels) for row in mix]
+    if offset is not None:
+        planes = [plane + float(o) for plane, o in zip(planes, offset)]
+    return jnp.stack(planes, axis=2)
+
+
+def _per_block(kernel: np.ndarray, blocks: jnp.ndarray) -> jnp.ndarray:
+    """Σ_{h,w} kernel[u, v, h, w] · blocks[..., h, w]: one matrix product for all blocks, at full precision
+    (no TF32/bf16 passes on GPUs and TPUs)."""
+    return jnp.einsum("...hw,uvhw->...uv", blocks, jnp.asarray(kernel, blocks.dtype), precision=HIGHEST)
+
+
+def block_dct(blocks: jnp.ndarray) -> jnp.ndarray:
+    """A X Aᵀ of each 8×8 block, (..., 8, 8) → (..., U, V), as a matrix product. DC = 8 × block mean."""
+    a = dct_matrix().astype(np.float64)
+    return _per_block(np.einsum("uh,vw->uvhw", a, a), blocks)
+
+
+@functools.lru_cache(maxsize=None)
+def block_dft_by(implementation: str) -> Callable:
+    """:func:`block_dft` evaluated by one of :data:`DFT_IMPLEMENTATIONS`, differentiated as a matrix product.
+
+    The butterflies (or the FFT) keep an FFT's exact zeros, which the phase terms need; a matrix product
+    would not. Their derivative is the same linear map, so it is taken through the DFT's matrices instead:
+    reverse mode then applies their transposes as one matrix product, reading each cotangent element once.
+    JAX's own transpose of the butterflies turns every slice into a zero-padded full-size array, and XLA
+    recomputes the cotangent for each of the eight slices that read it: that was most of the time of a
+    Watson-DFT gradient on CPU. Forward mode and higher derivatives work as usual.
     """
-    return DFT_IMPLEMENTATIONS[dft_implementation()](img)
+    evaluate = DFT_IMPLEMENTATIONS[implementation]
+    fn = jax.custom_jvp(evaluate)
+
+    @fn.defjvp
+    def _jvp(primals, tangents):
+        (blocks,), (d_blocks,) = primals, tangents
+        return evaluate(blocks), tuple(_per_block(k, d_blocks) for k in dft_matrices())
+
+    return fn
+
+
+def block_dft(blocks: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The DFT of each 8×8 block divided by 64, one-sided along v: (..., 8, 8) → (re, im), each (..., U=8, V=5).
+
+    c[u, v] = Σ_{h,w} X[h, w] e^{-2πi(uh + vw)/8} / 64 (numpy's rfft2 of the block / 64), by
+    :func:`dft_implementation`'s choice; every choice gives exact zeros where an FFT does.
+    """
+    return block_dft_by(dft_implementation())(blocks)
 
 
 def shift(img: jnp.ndarray, offset) -> jnp.ndarray:

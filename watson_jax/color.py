@@ -19,11 +19,3 @@ def rgb_to_grey(x: jnp.ndarray) -> jnp.ndarray:
     r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
     wr, wg, wb = GREY_WEIGHTS
     return (r * wr + g * wg) + b * wb
-
-
-def rgb_to_ycbcr(x: jnp.ndarray) -> jnp.ndarray:
-    """(..., 3) RGB → (..., 3) YCbCr with the float32 constants of the reference, computed in x's dtype."""
-    m = jnp.asarray(YCBCR_MATRIX, x.dtype)
-    offset = jnp.asarray(YCBCR_OFFSET, x.dtype)
-    # Three explicit products rather than a matmul: exact float32 on every backend (no TF32/bf16 passes).
-    return x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2] + offset
