@@ -150,6 +150,21 @@ def test_phase_error_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
     assert np.all(np.asarray(got)[same] == np.arccos(k))
 
 
+@pytest.mark.parametrize("re1,im1", [(-1e-10, 1.0), (-1e-10, -0.7), (0.3, 0.4), (-0.3, 0.4), (-1.0, 1e-3)])
+def test_phase_error_derivative_matches_central_differences(re1, im1):
+    """Including the input at a right angle to the target (cos = 0 exactly: re1 + ε = 0), where the
+    formula switches between arccos(k|cos|) and π − arccos(k|cos|)."""
+    def phase(re, im):
+        return watson.phase_error((jnp.array(1.0), jnp.array(0.0)), (re, im), jnp.array(False))
+
+    h = 1e-7
+    with jax.enable_x64(True):
+        grad = jax.grad(phase, argnums=(0, 1))(jnp.array(re1), jnp.array(im1))
+        central = [(phase(jnp.array(re1 + h), jnp.array(im1)) - phase(jnp.array(re1 - h), jnp.array(im1))) / (2 * h),
+                   (phase(jnp.array(re1), jnp.array(im1 + h)) - phase(jnp.array(re1), jnp.array(im1 - h))) / (2 * h)]
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(central), rtol=1e-6, atol=1e-8)
+
+
 def test_amplitude_change_is_the_difference_of_amplitudes_and_exactly_zero_for_no_change():
     rng = np.random.default_rng(9)
     c0, c1 = rng.normal(size=(2, 2, 100))

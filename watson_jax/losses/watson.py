@@ -15,12 +15,13 @@ dropout (p = 0.5, scaled by 2) acts on the per-coefficient amplitude and phase t
 RGB images go to YCbCr; one set of parameters per channel (``ly``, ``lcb``, ``lcr``) and
 D = Σ_c softmax(w_tild)_c · D_c. ε = 1e-10.
 
-How it is computed. The channels are one more batch axis: the planes of all channels of target and input are
-stacked to (2, C, N, H, W), transformed together in the block layout of :mod:`watson_jax.blocks` (so
-identical images give bitwise identical coefficients), and every term is elementwise work with the channel's
-parameters broadcast along that axis: one fused computation for any number of channels, no transposes. The
-DFT's phase term uses no trigonometric function (XLA's CPU code for atan2 and arccos is scalar, ~20 ns per
-number): cos(φ0 − φ1) is the dot product of unit vectors, and arccos is :func:`acos_one_minus`.
+How it is computed. The channels are one more batch axis: the coefficients of all channels are
+(N, B, C, U, V) arrays in the block layout of :mod:`watson_jax.blocks`, and every term is elementwise work
+with the channel's parameters broadcast along that axis, one fused computation for any number of channels.
+The change of each coefficient is computed as the transform of x − y (:func:`_terms`), exactly 0 where the
+images agree. The DFT's phase term uses no trigonometric function (XLA's CPU code for atan2 and arccos is
+scalar, ~20 ns per number): the sine and cosine of φ1 − φ0 are cross and dot products of unit phasors, and
+arccos is :func:`acos_one_minus`.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _asin_coefficients(dtype_name: str) -> tuple[float, ...]:
     Q(t) = Σ_{n≥1} a_n t^(n−1) / (2n + 1), a_n = (2n)! / (4ⁿ n!²), is asin's Taylor series less its first
     term, divided by z³; it is summed to 60 terms (exact in float64 for t ≤ 1/4) at Chebyshev points and
     fitted by a polynomial of the lowest degree whose asin, evaluated in float64 on a dense grid, is within
-    a quarter of the dtype's machine epsilon, or within float64's own rounding for float64 (degree 5 for
+    a quarter of the dtype's machine epsilon, or within float64's own rounding for float64 (degree 4 for
     float32, 11 for float64).
     """
     poly = np.polynomial
@@ -105,7 +106,7 @@ def _asin_coefficients(dtype_name: str) -> tuple[float, ...]:
     t = 0.125 * (1 - np.cos(np.pi * (np.arange(400) + 0.5) / 400))         # Chebyshev points in [0, 1/4]
     q_values = poly.polynomial.polyval(t, series)
     grid = np.linspace(0, 0.5, 100001)[1:]
-    tolerance = max(np.finfo(dtype_name).eps / 4, 4 * np.finfo(np.float64).eps)
+    tolerance = max(float(jnp.finfo(dtype_name).eps) / 4, 4 * np.finfo(np.float64).eps)
     for degree in range(2, 20):
         fit = poly.chebyshev.Chebyshev.fit(t, q_values, degree, domain=[0, 0.25])
         q = fit.convert(kind=poly.Polynomial, domain=[0, 0.25], window=[0, 0.25]).coef
@@ -127,9 +128,9 @@ def _asin_small(z: jnp.ndarray) -> jnp.ndarray:
 
 @jax.custom_jvp
 def acos_one_minus(b: jnp.ndarray) -> jnp.ndarray:
-    """arccos(1 − b) for 0 ≤ b ≤ 1, from b itself so that arguments near 1 keep their precision:
-    2·asin(√(b/2)) for b ≤ 1/2, π/2 − asin(1 − b) above. Derivative 1/√(b(2 − b)), exact (not the
-    polynomial's), finite for b > 0."""
+    """arccos(1 − b) for 0 ≤ b ≤ 1 (and a rounding error beyond 1), from b itself so that arguments near 1
+    keep their precision: 2·asin(√(b/2)) for b ≤ 1/2, π/2 − asin(1 − b) above. Derivative 1/√(b(2 − b)),
+    exact (not the polynomial's), finite for 0 < b < 2."""
     small = b <= 0.5
     half_angle = _asin_small(jnp.sqrt(jnp.where(small, b, 0.5) / 2))
     rest = _asin_small(jnp.where(small, 0.5, 1 - b))
@@ -167,7 +168,11 @@ def phase_error(target, inp, same) -> jnp.ndarray:
     e1x, e1y = _phasor(re1 + EPS, im1)
     sin = jnp.where(same, 0, e0x * e1y - e0y * e1x)
     cos = jnp.where(same, 1, e0x * e1x + e0y * e1y)
-    one_minus_abs_cos = jnp.minimum(sin * sin / (1 + abs_(cos)), 1)
+    # |cos| as the branch below sees it: at cos = 0 exactly its derivative is that of cos ≥ 0's branch.
+    abs_cos = jnp.where(cos >= 0, cos, -cos)
+    # Not clamped at 1: rounding can take it a little above (phasors an ulp longer than 1), which
+    # acos_one_minus takes in its stride, while a clamp would cut the slope where |cos| rounds to 0.
+    one_minus_abs_cos = sin * sin / (1 + abs_cos)
     k = jnp.asarray(ACOS_SHRINK, re0.dtype)
     angle = acos_one_minus((1 - k) + k * one_minus_abs_cos)
     return jnp.where(cos >= 0, angle, np.pi - angle)
