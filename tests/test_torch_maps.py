@@ -104,6 +104,17 @@ def check_equal(got, want, rtol=MAP_RTOL):
     assert err <= rtol, f"max |torch − jax| / max |jax| = {err:.2e}"
 
 
+def check_map(jax_loss, module, x, y, shape, sum_rtol):
+    """The torch map equals the JAX one and sums over each image to the module's distance; returns it."""
+    got = torch_map(module, x, y)
+    assert got.dtype == torch.float64 and tuple(got.shape) == shape
+    check_equal(got.numpy(), jax_map(jax_loss, x, y))
+    with torch.no_grad():
+        per_image = module(nchw(x), nchw(y))
+    np.testing.assert_allclose(got.sum(dim=(1, 2)).numpy(), per_image.numpy(), rtol=sum_rtol)
+    return got
+
+
 CASES = ([(name, "RGB", 3, "image") for name in ANALYTIC]
          + [(name, "LA", 1, "image") for name in ANALYTIC]
          + [("Watson-DCT", "LA", 3, "batch"), ("Watson-DFT", "RGB", 3, "batch")])
@@ -113,25 +124,15 @@ CASES = ([(name, "RGB", 3, "image") for name in ANALYTIC]
 def test_map_equals_jax_and_sums_to_the_distance(name, colorspace, channels, luminance, converted_weights):
     jax_loss, module = build(name, converted_weights, colorspace=colorspace, luminance=luminance)
     x, y = images(SHAPE, channels)
-    got = torch_map(module, x, y)
-    assert got.dtype == torch.float64 and tuple(got.shape) == SHAPE
-    check_equal(got.numpy(), jax_map(jax_loss, x, y))
-    with torch.no_grad():
-        per_image = module(nchw(x), nchw(y))
-    np.testing.assert_allclose(got.sum(dim=(1, 2)).numpy(), per_image.numpy(), rtol=1e-10)
+    check_map(jax_loss, module, x, y, SHAPE, sum_rtol=1e-10)
 
 
 @pytest.mark.parametrize("name", DEEPLOSS)
 def test_deeploss_map_equals_jax(name, converted_weights):
     jax_loss, module = build(name, converted_weights)
     x, y = images(DEEPLOSS_SHAPE, 3)
-    got = torch_map(module, x, y)
-    assert got.dtype == torch.float64 and tuple(got.shape) == DEEPLOSS_SHAPE
-    check_equal(got.numpy(), jax_map(jax_loss, x, y))
     # Its sum is the distance up to the bilinear interpolation of the coarse layers' maps.
-    with torch.no_grad():
-        per_image = module(nchw(x), nchw(y))
-    np.testing.assert_allclose(got.sum(dim=(1, 2)).numpy(), per_image.numpy(), rtol=1e-2)
+    got = check_map(jax_loss, module, x, y, DEEPLOSS_SHAPE, sum_rtol=1e-2)
 
     # Training mode (dropout on the heads' inputs) does not change the map, nor draw from the generator.
     g = torch.Generator().manual_seed(3)

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .color import weighted_sum
+
 BLOCK = 8
 HALF = BLOCK // 2 + 1   # the non-negative horizontal frequencies of a real block
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -151,21 +153,13 @@ def dft_implementation() -> str:
     return name
 
 
-def sum_products(weights: Sequence[float], arrays: Sequence[jnp.ndarray]) -> jnp.ndarray:
-    """(w0·a0 + w1·a1) + w2·a2 + …, left to right."""
-    total = arrays[0] * weights[0]
-    for w, a in zip(weights[1:], arrays[1:]):
-        total = total + a * w
-    return total
-
-
 def block_planes(images: jnp.ndarray, mix: Sequence[Sequence[float]],
                  offset: Optional[Sequence[float]] = None) -> jnp.ndarray:
     """The 8×8 blocks of the planes mix·pixel + offset of NHWC images: (N, H, W, C_in) → (N, B, C_out, 8, 8),
     plane k = Σ_c mix[k][c]·channel c (+ offset[k]), as explicit products in the images' dtype (exact float32
     on every backend: no TF32/bf16 passes). ``mix`` is ((1,),) for greyscale, the YCbCr matrix for RGB."""
     channels = _slices(pixel_blocks(images), -3)
-    planes = [sum_products([float(m) for m in row], channels) for row in mix]
+    planes = [weighted_sum([float(m) for m in row], channels) for row in mix]
     if offset is not None:
         planes = [plane + float(o) for plane, o in zip(planes, offset)]
     return jnp.stack(planes, axis=2)

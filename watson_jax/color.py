@@ -14,8 +14,15 @@ YCBCR_MATRIX = np.array(
 YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)
 
 
+def weighted_sum(weights, arrays):
+    """(a0·w0 + a1·w1) + a2·w2 + …, left to right, the weights Python floats (so they take the arrays'
+    dtype): the reference's order for its colour conversions, exact float32 on every backend."""
+    total = arrays[0] * weights[0]
+    for w, a in zip(weights[1:], arrays[1:]):
+        total = total + a * w
+    return total
+
+
 def rgb_to_grey(x: jnp.ndarray) -> jnp.ndarray:
     """(N, H, W, 3) RGB → (N, H, W, 1) grey, evaluated as (0.3 R + 0.59 G) + 0.11 B like the reference."""
-    r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
-    wr, wg, wb = GREY_WEIGHTS
-    return (r * wr + g * wg) + b * wb
+    return weighted_sum(GREY_WEIGHTS, [x[..., 0:1], x[..., 1:2], x[..., 2:3]])

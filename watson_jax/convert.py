@@ -297,14 +297,19 @@ def write_reference(path: Path, state: "OrderedDict[str, np.ndarray]") -> None:
     torch.save(OrderedDict((k, torch.from_numpy(np.array(v, order="C"))) for k, v in state.items()), path)
 
 
+def _known(table: dict, path: Path, what: str):
+    """``table[path.name]``, or a WeightsError naming ``what`` and the names the table knows."""
+    entry = table.get(path.name)
+    if entry is None:
+        raise WeightsError(f"{path.name} is not {what}; expected one of {', '.join(sorted(table))}.")
+    return entry
+
+
 def convert_reference_file(path: Path, dest: Path, *, version: str = "current",
                            allow_unverified: bool = False) -> Path:
     """Convert one original ``.pth`` into ``dest`` and return the written path."""
     path = Path(path)
-    fmt = _BY_REFERENCE_NAME.get(path.name)
-    if fmt is None:
-        raise WeightsError(f"{path.name} is not a weight file this converter knows; it converts "
-                           f"{', '.join(sorted(_BY_REFERENCE_NAME))}.")
+    fmt = _known(_BY_REFERENCE_NAME, path, "a weight file this converter knows")
     digest, label = verify(path, version, allow_unverified)
     params = weights.check_params(fmt.to_ours(read_reference(path)), fmt.template(), str(path))
     return weights.save_params(Path(dest) / fmt.our_name, params, source=path.name, sha256=digest,
@@ -314,10 +319,7 @@ def convert_reference_file(path: Path, dest: Path, *, version: str = "current",
 def export_reference_file(path: Path, dest: Path) -> Path:
     """Write one of our weight files in the reference's layout (``*_trial0.pth``) into ``dest``."""
     path = Path(path)
-    fmt = _BY_OUR_NAME.get(path.name)
-    if fmt is None:
-        raise WeightsError(f"{path.name} is not a watson_jax weight file name; expected one of "
-                           f"{', '.join(sorted(_BY_OUR_NAME))}.")
+    fmt = _known(_BY_OUR_NAME, path, "a watson_jax weight file name")
     params = weights.read_checked_params(path, fmt.template())
     out = Path(dest) / fmt.reference_name
     write_reference(out, fmt.to_reference(params))
@@ -480,10 +482,7 @@ def export_backbone(path: Path, dest: Path) -> Path:
     """Write a converted backbone (``<name>_backbone.npz``) as torchvision's features state dict
     (``<name>_features.pth``) into ``dest``."""
     path = Path(path)
-    backbone = _BACKBONE_BY_FILENAME.get(path.name)
-    if backbone is None:
-        raise WeightsError(f"{path.name} is not a watson_jax backbone file name; expected one of "
-                           f"{', '.join(sorted(_BACKBONE_BY_FILENAME))}.")
+    backbone = _known(_BACKBONE_BY_FILENAME, path, "a watson_jax backbone file name")
     params = weights.read_checked_params(path, backbone.template())
     out = Path(dest) / exported_backbone_name(backbone)
     write_reference(out, backbone_to_reference(params, backbone))

@@ -192,7 +192,7 @@ def amplitude_and_change(target, inp, change):
 
 # -- the terms of all channels at once ---------------------------------------------------------------------
 
-def channel_params(params: dict, transform: str) -> dict:
+def channel_params(params: dict) -> dict:
     """The per-channel parameters stacked along a channel axis and shaped to broadcast against coefficients
     (N, B, C, U, V): tables (C, U, V), scalars (C, 1, 1); plus ``weight``, the channel weights
     softmax(w_tild), (C,) (1 for grey)."""
@@ -303,7 +303,7 @@ def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, lu
       tuning: phase of the real DFT bins active and dropout on (DFT only); needs ``key``.
       key: PRNG key for the dropout.
     """
-    p = channel_params(params, transform)
+    p = channel_params(params)
     d, phase = _terms(p, x, y, transform=transform, luminance=luminance, tuning=tuning, key=key)
     per_channel = jnp.sum(d + EPS, axis=(1, 3, 4)) ** (1 / p["beta"][:, 0, 0])          # (N, C)
     if phase is not None:
@@ -319,7 +319,7 @@ def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str
     among the blocks in proportion to e_b; a block's phase terms are its own. The channels are weighted as
     in :func:`distance`, and each block's share is spread evenly over its 64 pixels.
     """
-    p = channel_params(params, transform)
+    p = channel_params(params)
     d, phase = _terms(p, x, y, transform=transform, luminance=luminance)
     per_block = jnp.sum(d + EPS, axis=(3, 4))                                   # (N, B, C)
     total = jnp.sum(per_block, axis=1, keepdims=True)
