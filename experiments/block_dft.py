@@ -1,16 +1,16 @@
 """The 8×8 block DFT of Watson-DFT three ways on the current JAX backend: which one to use where.
 
 Measured, for RGB 64×64 images (batch 128, and 32 on a CPU):
-  - transform: the block DFT alone, jitted, on the blocks of the (9·N, 64, 64) planes one Watson-DFT RGB
-    call transforms (3 channels × target, input and their difference);
+  - transform: the block DFT alone, jitted, on the blocks of the (6·N, 64, 64) planes one Watson-DFT RGB
+    call transforms (3 channels × target and input);
   - grad step: value and gradient with respect to the input of the Watson-DFT RGB loss (random shift on),
     jitted, i.e. the work of one SGD step of ``experiments/runtime.py`` without the update;
 for three implementations of the transform:
-  - butterflies: radix-2 butterflies as elementwise ops (``watson_jax.blocks.block_dft_by('butterflies')``);
-  - fft: ``jnp.fft.rfft2`` of the blocks (``watson_jax.blocks.block_dft_by('fft')``);
+  - butterflies: radix-2 butterflies as elementwise ops (``blocks.block_dft(..., implementation='butterflies')``);
+  - fft: ``jnp.fft.rfft2`` of the blocks (``implementation='fft'``);
   - matmul: products with the real and imaginary DFT matrices (einsum, precision HIGHEST), here only.
-The library's two are differentiated through the DFT matrices (``watson_jax.blocks.block_dft_by``), so their
-grad steps differ in the forward transform only.
+All three are differentiated through the DFT matrices (``watson_jax.blocks.block_dfts``), so their grad
+steps differ in the forward transform only.
 Times are the median (and min) over repeats of the mean over ``--number`` calls, after a warm-up call
 (compile); the implementations take turns in each repeat so that other load on the machine hits all alike.
 Two exactness columns say what each costs in accuracy: the largest error against numpy's rfft2 in float64,
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import statistics
 import sys
@@ -48,8 +49,9 @@ def block_dft_matmul(tiles: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
                  for k in blocks.dft_matrices())
 
 
-IMPLEMENTATIONS = {"butterflies": blocks.block_dft_by("butterflies"), "fft": blocks.block_dft_by("fft"),
-                   "matmul": block_dft_matmul}
+#: The library's implementations, and the matrix product, which main() makes selectable for this run.
+SELECTABLE = tuple(blocks.DFT_IMPLEMENTATIONS)
+IMPLEMENTATIONS = {name: functools.partial(blocks.block_dft, implementation=name) for name in (*SELECTABLE, "matmul")}
 
 
 def interleaved_seconds(calls: dict, repeats: int, number: int) -> dict[str, tuple[float, float]]:
@@ -93,7 +95,7 @@ def exact_zeros(impl) -> bool:
 def measure(batch: int, repeats: int, number: int) -> list[dict]:
     """One row per implementation: transform and grad-step times (ms, median and min) at this batch size."""
     rng = np.random.default_rng(2)
-    images = blocks.pixel_blocks(jnp.asarray(rng.uniform(size=(9 * batch, 64, 64, 1)).astype(np.float32)))
+    images = blocks.pixel_blocks(jnp.asarray(rng.uniform(size=(6 * batch, 64, 64, 1)).astype(np.float32)))
     x = jnp.asarray(rng.uniform(size=(batch, 64, 64, 3)).astype(np.float32))
     y = jnp.asarray(rng.uniform(size=(batch, 64, 64, 3)).astype(np.float32))
     loss = LossProvider().get_loss_function("Watson-DFT", "RGB", pretrained=False)
@@ -101,8 +103,8 @@ def measure(batch: int, repeats: int, number: int) -> list[dict]:
     calls = {}
     for name, impl in IMPLEMENTATIONS.items():
         transform = jax.jit(impl)
-        # A fresh jit per implementation, compiled while blocks.block_dft is this implementation.
-        with mock.patch.object(blocks, "block_dft", impl):
+        # A fresh jit per implementation, compiled while the library evaluates the block DFT by it.
+        with mock.patch.object(blocks, "dft_override", name):
             step = jax.jit(lambda loss, x, y, key: jax.value_and_grad(lambda x_: loss(x_, y, key))(x)
                            ).lower(loss, x, y, key).compile()
         calls[(name, "transform")] = lambda transform=transform: transform(images)
@@ -121,7 +123,7 @@ def to_markdown(rows: list[dict], exactness: dict, header: list[str]) -> str:
              "|---:|---|---:|---:|---:|---|---|"]
     for r in rows:
         err, zeros = exactness[r["implementation"]]
-        selectable = "yes" if r["implementation"] in blocks.DFT_IMPLEMENTATIONS else "no"
+        selectable = "yes" if r["implementation"] in SELECTABLE else "no"
         ms = lambda t: f"{t[0]:.2f} / {t[1]:.2f}"  # noqa: E731
         lines.append(f"| {r['batch']} | {r['implementation']} | {ms(r['transform_ms'])} | {ms(r['grad_step_ms'])} "
                      f"| {err:.1e} | {'yes' if zeros else 'no'} | {selectable} |")
@@ -142,8 +144,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     number = args.number or (3 if backend == "cpu" else 50)
 
-    exactness = {name: (float64_error(impl), exact_zeros(impl)) for name, impl in IMPLEMENTATIONS.items()}
-    rows = [row for batch in args.batch for row in measure(batch, args.repeats, number)]
+    with mock.patch.dict(blocks.DFT_IMPLEMENTATIONS, {"matmul": block_dft_matmul}):
+        exactness = {name: (float64_error(impl), exact_zeros(impl)) for name, impl in IMPLEMENTATIONS.items()}
+        rows = [row for batch in args.batch for row in measure(batch, args.repeats, number)]
     device = jax.devices()[0]
     date = datetime.date.today().isoformat()
     header = [f"# Block DFT on {backend} ({device.device_kind}), {date}", "",

@@ -108,3 +108,45 @@ def test_float32_gradient_where_phases_are_at_right_angles():
     with jax.enable_x64(True):
         g64 = np.asarray(jax.grad(lambda a: loss(a, jnp.asarray(y)))(jnp.asarray(x)))
     assert np.linalg.norm(g32 - g64) / np.linalg.norm(g64) < 1e-4
+
+
+def dft_distance_arguments(rng, beta, dropout):
+    """Random float64 arguments of dft_distance.channel_distances, (N, B, C) = (2, 3, 2), with coefficients
+    that are equal (c1 == c0), at a right angle to the target, or on the phase's branch point (re + ε = 0)."""
+    n, b, c = 2, 3, 2
+    shape = (n, b, c, 8, 5)
+    p = {"t_tild": rng.normal(size=(c, 8, 5)), "alpha": rng.uniform(0, 0.7, size=(c, 1, 1)),
+         "w_tild": rng.normal(size=(c, 1, 1)), "beta": np.full((c, 1, 1), beta)}
+    (re0, im0), (re1, im1) = rng.normal(size=(2, 2) + shape)
+    re1[0, 0], im1[0, 0] = re0[0, 0], im0[0, 0]           # a block whose coefficients agree
+    re1[1, 1, 0, 2], im1[1, 1, 0, 2] = -im0[1, 1, 0, 2] - 1e-10, re0[1, 1, 0, 2] + 1e-10   # rotated by 90°
+    re1[1, 2, 1, 3], im1[1, 2, 1, 3] = -1e-10, 0.0        # zero phasor: atan2(0, 0)
+    scales = [np.ones(())] * 2
+    if dropout:
+        scales = [2.0 * rng.integers(0, 2, size=shape) for _ in range(2)]
+    return (p, np.exp(rng.normal(size=(c, 8, 5))), (re0, im0), (re1, im1),
+            rng.normal(scale=0.3, size=(n, b, c, 1, 1)), *scales)
+
+
+@pytest.mark.parametrize("beta,dropout", [(0.6, False), (1.3, True)])
+def test_hand_written_dft_derivative_equals_autodiff_of_the_plain_computation(beta, dropout):
+    """Watson-DFT's distance carries a hand-written JVP (watson_jax.losses.dft_distance). Its gradient in every
+    argument (parameters, phase weights, target and input coefficients, luminance ratio) and its forward-mode
+    derivative must equal JAX's autodiff of the same computation without the rule, in float64."""
+    from watson_jax.losses import dft_distance
+
+    rng = np.random.default_rng(11)
+    with jax.enable_x64(True):
+        args = jax.tree.map(jnp.asarray, dft_distance_arguments(rng, beta, dropout))
+        weights = jnp.asarray(rng.normal(size=(2, 2)))
+        tangents = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), args[:5])
+        results = []
+        for fn in (dft_distance.channel_distances, dft_distance.channel_distances.fun):
+            scalar = lambda *a: jnp.sum(fn(*a, *args[5:]) * weights)  # noqa: E731
+            grads = jax.grad(scalar, argnums=(0, 1, 2, 3, 4))(*args[:5])
+            results.append((grads, jax.jvp(scalar, args[:5], tangents)[1]))
+    (hand, hand_jvp), (auto, auto_jvp) = results
+    for path, got, want in zip(jax.tree_util.tree_flatten_with_path(hand)[0], jax.tree.leaves(hand), jax.tree.leaves(auto)):
+        assert np.all(np.isfinite(got)), path[0]
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.max(np.abs(want)), err_msg=str(path[0]))
+    np.testing.assert_allclose(hand_jvp, auto_jvp, rtol=1e-10)

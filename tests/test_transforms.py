@@ -7,7 +7,7 @@ import pytest
 
 from watson_jax import blocks
 from watson_jax.color import YCBCR_MATRIX, YCBCR_OFFSET
-from watson_jax.losses import ssim, watson
+from watson_jax.losses import masking, phase, ssim
 
 
 def numpy_blocks(images):
@@ -122,8 +122,8 @@ def test_acos_one_minus_is_arccos_to_an_ulp_with_the_exact_derivative(dtype):
     b = np.concatenate([np.geomspace(1e-7, 1, 3000), np.linspace(0, 1, 3001)[1:]]).astype(dtype)
     want = 2 * np.arcsin(np.sqrt(b.astype(np.float64) / 2))             # = arccos(1 − b), without rounding 1 − b
     with jax.enable_x64(dtype == np.float64):
-        got = np.asarray(watson.acos_one_minus(jnp.asarray(b)), np.float64)
-        slope = np.asarray(jax.vmap(jax.grad(watson.acos_one_minus))(jnp.asarray(b)), np.float64)
+        got = np.asarray(phase.acos_one_minus(jnp.asarray(b)), np.float64)
+        slope = np.asarray(jax.vmap(jax.grad(phase.acos_one_minus))(jnp.asarray(b)), np.float64)
     eps = np.finfo(dtype).eps
     assert np.max(np.abs(got / want - 1)) <= 2 * eps
     b64 = b.astype(np.float64)
@@ -144,7 +144,7 @@ def test_phase_error_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
     phi0, phi1 = np.arctan2(im0, re0 + 1e-10), np.arctan2(im1, re1 + 1e-10)
     want = np.arccos(np.cos(phi0 - phi1) * k)
     with jax.enable_x64(True):
-        got = watson.phase_error((jnp.asarray(re0), jnp.asarray(im0)), (jnp.asarray(re1), jnp.asarray(im1)),
+        got = phase.phase_error((jnp.asarray(re0), jnp.asarray(im0)), (jnp.asarray(re1), jnp.asarray(im1)),
                                  jnp.asarray(same))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     assert np.all(np.asarray(got)[same] == np.arccos(k))
@@ -154,30 +154,33 @@ def test_phase_error_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
 def test_phase_error_derivative_matches_central_differences(re1, im1):
     """Including the input at a right angle to the target (cos = 0 exactly: re1 + ε = 0), where the
     formula switches between arccos(k|cos|) and π − arccos(k|cos|)."""
-    def phase(re, im):
-        return watson.phase_error((jnp.array(1.0), jnp.array(0.0)), (re, im), jnp.array(False))
+    def angle(re, im):
+        return phase.phase_error((jnp.array(1.0), jnp.array(0.0)), (re, im), jnp.array(False))
 
     h = 1e-7
     with jax.enable_x64(True):
-        grad = jax.grad(phase, argnums=(0, 1))(jnp.array(re1), jnp.array(im1))
-        central = [(phase(jnp.array(re1 + h), jnp.array(im1)) - phase(jnp.array(re1 - h), jnp.array(im1))) / (2 * h),
-                   (phase(jnp.array(re1), jnp.array(im1 + h)) - phase(jnp.array(re1), jnp.array(im1 - h))) / (2 * h)]
+        grad = jax.grad(angle, argnums=(0, 1))(jnp.array(re1), jnp.array(im1))
+        central = [(angle(jnp.array(re1 + h), jnp.array(im1)) - angle(jnp.array(re1 - h), jnp.array(im1))) / (2 * h),
+                   (angle(jnp.array(re1), jnp.array(im1 + h)) - angle(jnp.array(re1), jnp.array(im1 - h))) / (2 * h)]
     np.testing.assert_allclose(np.asarray(grad), np.asarray(central), rtol=1e-6, atol=1e-8)
 
 
 def test_amplitude_change_is_the_difference_of_amplitudes_and_exactly_zero_for_no_change():
     rng = np.random.default_rng(9)
     c0, c1 = rng.normal(size=(2, 2, 100))
-    change = c1 - c0
-    change[:, :10] = 0
     c1[:, :10] = c0[:, :10]
+    c0[:, 10] = c1[:, 10] = -1e-10                                         # zero amplitude
     amp = lambda re, im: np.sqrt((re + 1e-10) ** 2 + (im + 1e-10) ** 2)  # noqa: E731
     with jax.enable_x64(True):
-        amp0, diff = watson.amplitude_and_change(tuple(map(jnp.asarray, c0)), tuple(map(jnp.asarray, c1)),
-                                                 tuple(map(jnp.asarray, change)))
-    np.testing.assert_allclose(amp0, amp(*c0), rtol=1e-15)
-    np.testing.assert_allclose(diff, amp(*c1) - amp(*c0), atol=1e-14)
-    assert np.all(np.asarray(diff)[:10] == 0)
+        got = masking.amplitudes(tuple(map(jnp.asarray, c0)), tuple(map(jnp.asarray, c1)))
+    np.testing.assert_allclose(got["amp0"], amp(*c0), rtol=1e-15)
+    np.testing.assert_allclose(got["change"], amp(*c1) - amp(*c0), atol=1e-14)
+    assert np.all(np.asarray(got["change"])[:11] == 0)
+    for c, unit in [(c0, got["unit0"]), (c1, got["unit1"])]:            # the derivative of A: z / A, 0 at A = 0
+        with np.errstate(invalid="ignore"):
+            want = (c + 1e-10) / amp(*c)
+        want[:, 10] = 0
+        np.testing.assert_allclose(np.asarray(unit), want, rtol=1e-14)
 
 
 def test_shift_pads_by_edge_replication_and_crops():

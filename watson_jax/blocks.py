@@ -10,8 +10,9 @@ products want the contracted axes last: a frequency-major layout cost a transpos
 The DCT is one matrix product per block. The DFT is evaluated by radix-2 butterflies (elementwise, fused
 by XLA) or ``jnp.fft.rfft2``: both give exact zeros where an FFT does (a block constant along an axis has no
 AC terms there), which float64 gradient parity needs; a matrix product leaves ~1e-17 rounding noise that
-the phase derivative, ~1/|c|, amplifies. Its derivative is taken through its matrix (:func:`block_dft_by`).
-``experiments/block_dft.py`` measures the implementations; the choice per backend is :data:`DFT_BY_BACKEND`.
+the phase derivative, ~1/|c|, amplifies. The DFTs of several images are evaluated together and
+differentiated through the DFT's matrices (:func:`block_dfts`). ``experiments/block_dft.py`` measures the
+implementations; the choice per backend is :data:`DFT_BY_BACKEND`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from .color import weighted_sum
 
@@ -177,35 +179,67 @@ def block_dct(blocks: jnp.ndarray) -> jnp.ndarray:
     return _per_block(np.einsum("uh,vw->uvhw", a, a), blocks)
 
 
+def _as_tuples(table) -> Optional[tuple]:
+    """A mix matrix or offset vector as nested tuples of floats (hashable), None as None."""
+    if table is None:
+        return None
+    return tuple(_as_tuples(row) if np.ndim(row) else float(row) for row in table)
+
+
 @functools.lru_cache(maxsize=None)
-def block_dft_by(implementation: str) -> Callable:
-    """:func:`block_dft` evaluated by one of :data:`DFT_IMPLEMENTATIONS`, differentiated as a matrix product.
-
-    The butterflies (or the FFT) keep an FFT's exact zeros, which the phase terms need; a matrix product
-    would not. Their derivative is the same linear map, so it is taken through the DFT's matrices instead:
-    reverse mode then applies their transposes as one matrix product, reading each cotangent element once.
-    JAX's own transpose of the butterflies turns every slice into a zero-padded full-size array, and XLA
-    recomputes the cotangent for each of the eight slices that read it: that was most of the time of a
-    Watson-DFT gradient on CPU. Forward mode and higher derivatives work as usual.
-    """
+def _joint_dft(implementation: str, mix: tuple, offset: Optional[tuple]) -> Callable:
+    """The custom-JVP function behind :func:`block_dfts` for one implementation, mix and offset."""
     evaluate = DFT_IMPLEMENTATIONS[implementation]
-    fn = jax.custom_jvp(evaluate)
 
-    @fn.defjvp
+    @jax.custom_jvp
+    def dfts(*images):
+        re, im = evaluate(block_planes(jnp.concatenate(images), mix, offset))
+        bounds = np.cumsum([0] + [img.shape[0] for img in images])
+        return tuple((re[a:b], im[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+
     def _jvp(primals, tangents):
-        (blocks,), (d_blocks,) = primals, tangents
-        return evaluate(blocks), tuple(_per_block(k, d_blocks) for k in dft_matrices())
+        def tangent(img, t):
+            if type(t) is SymbolicZero:   # not differentiated: no work in either mode
+                return tuple(SymbolicZero(jax.typeof(c).to_tangent_aval()) for c in out[0])
+            planes = block_planes(t, mix)   # the offset is constant
+            return tuple(_per_block(kernel, planes) for kernel in dft_matrices())
+        out = dfts(*primals)
+        return out, tuple(tangent(img, t) for img, t in zip(primals, tangents))
 
-    return fn
+    dfts.defjvp(_jvp, symbolic_zeros=True)
+    return dfts
 
 
-def block_dft(blocks: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+def block_dfts(images: Sequence[jnp.ndarray], mix: Sequence[Sequence[float]] = ((1.0,),),
+               offset: Optional[Sequence[float]] = None, implementation: Optional[str] = None) -> tuple:
+    """The block DFT of the planes of several NHWC batches of one shape: for each, ``(re, im)`` of
+    :func:`block_dft` applied to ``block_planes(images[k], mix, offset)``, each (N, B, C_out, U=8, V=5).
+
+    Evaluated as one stacked batch by ``implementation`` (default :func:`dft_implementation`), so images
+    that agree give bitwise equal coefficients: one fused computation runs the same instructions for all
+    of them, whatever XLA contracts into FMAs (it does on CPU), which two separate computations would not
+    promise. Differentiated per image, as a matrix product with the DFT's matrices (the transform is linear
+    and the offset constant): reverse mode applies their transposes as one matrix product, reading each
+    cotangent element once, and an image that is not differentiated costs nothing. (JAX's own transpose of
+    the butterflies turns every slice into a zero-padded full-size array, which XLA recomputed for each of
+    the eight slices that read it: that was most of the time of a Watson-DFT gradient on CPU.) Forward mode
+    and higher derivatives work as usual.
+    """
+    implementation = implementation or dft_implementation()
+    return _joint_dft(implementation, _as_tuples(mix), _as_tuples(offset))(*images)
+
+
+def block_dft(blocks: jnp.ndarray, implementation: Optional[str] = None) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The DFT of each 8×8 block divided by 64, one-sided along v: (..., 8, 8) → (re, im), each (..., U=8, V=5).
 
     c[u, v] = Σ_{h,w} X[h, w] e^{-2πi(uh + vw)/8} / 64 (numpy's rfft2 of the block / 64), by
-    :func:`dft_implementation`'s choice; every choice gives exact zeros where an FFT does.
+    ``implementation`` (default :func:`dft_implementation`); every choice gives exact zeros where an FFT
+    does. Differentiated through the DFT's matrices (:func:`block_dfts`, of which this is the one-image
+    case: the blocks as 8×8 grey images).
     """
-    return block_dft_by(dft_implementation())(blocks)
+    lead = blocks.shape[:-2]
+    ((re, im),) = block_dfts([blocks.reshape(-1, BLOCK, BLOCK, 1)], implementation=implementation)
+    return re.reshape(*lead, BLOCK, HALF), im.reshape(*lead, BLOCK, HALF)
 
 
 def shift(img: jnp.ndarray, offset) -> jnp.ndarray:

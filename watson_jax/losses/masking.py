@@ -1,0 +1,89 @@
+"""Watson's luminance and contrast masking of block coefficients (SPEC §4–5), shared by Watson-DCT and
+Watson-DFT.
+
+For one channel, with ``ref`` the target's coefficients (DCT values, or DFT amplitudes A0) and ``change``
+the input's difference from them, T = exp(t_tild), w = sigmoid(w_tild), ε = 1e-10:
+
+  t_L = T · ((DC + ε) / (L̄ + ε))^α                              luminance masking
+  s   = smoothmax(t_L, (|ref| + ε)^w · t_L^(1−w))                contrast masking
+  d   = (|change / s| + ε)^β                                     per-coefficient error
+
+DC is each block's ``ref`` at (0, 0), L̄ its mean over an image's blocks (``luminance='image'``) or over the
+batch (``'batch'``, the reference). Arrays are (N, B, C, U, V): images, blocks, channels, frequencies, with
+the per-channel parameters broadcast along the three last axes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..mathops import abs_
+
+EPS = 1e-10
+
+
+def smoothmax(a, b):
+    """(a eᵃ + b eᵇ) / (eᵃ + eᵇ) = b + (a − b)·σ(a − b), which cannot overflow."""
+    return b + (a - b) * jax.nn.sigmoid(a - b)
+
+
+def smoothmax_slope(a, b):
+    """∂ smoothmax(a, b) / ∂a = σ + (a − b)·σ(1 − σ), σ = σ(a − b); the slope in b is 1 minus it."""
+    sig = jax.nn.sigmoid(a - b)
+    return sig + (a - b) * sig * (1 - sig)
+
+
+def log_luminance_ratio(dc: jnp.ndarray, luminance: str) -> jnp.ndarray:
+    """log((DC + ε)/(L̄ + ε)) per block, (N, B, C, 1, 1), from the target's DC coefficients ``dc``
+    (N, B, C); L̄ is their mean over each image's blocks ('image') or over the whole batch ('batch')."""
+    axes = (1,) if luminance == "image" else (0, 1)
+    mean = jnp.mean(dc, axis=axes, keepdims=True)
+    return jnp.log((dc + EPS) / (mean + EPS))[..., None, None]
+
+
+def masking(p: dict, ref: jnp.ndarray, change: jnp.ndarray, log_ratio: jnp.ndarray) -> dict:
+    """The per-coefficient error d and the steps to it, each (N, B, C, U, V): ``log_t_l`` (log t_L),
+    ``t_l``, ``contrast`` ((|ref| + ε)^w t_L^(1−w)), ``w``, ``log_ref`` (log(|ref| + ε)), ``s``,
+    ``ratio`` (change/s), ``log_err`` (log(|ratio| + ε)) and ``d``. ``log_ratio`` is
+    :func:`log_luminance_ratio` of the target's DC."""
+    log_t_l = p["t_tild"] + p["alpha"] * log_ratio        # log t_L = log T + α log(DC / L̄)
+    w = jax.nn.sigmoid(p["w_tild"])
+    log_ref = jnp.log(abs_(ref) + EPS)
+    # Powers of positive numbers written as exp(b·log a): the same values to a few ulp, and XLA's CPU
+    # code for ** is several times slower.
+    t_l, contrast = jnp.exp(log_t_l), jnp.exp(w * log_ref + (1 - w) * log_t_l)
+    s = smoothmax(t_l, contrast)
+    ratio = change / s
+    log_err = jnp.log(abs_(ratio) + EPS)
+    return {"log_t_l": log_t_l, "t_l": t_l, "contrast": contrast, "w": w, "log_ref": log_ref, "s": s,
+            "ratio": ratio, "log_err": log_err, "d": jnp.exp(p["beta"] * log_err)}
+
+
+def masked_error(p: dict, ref: jnp.ndarray, change: jnp.ndarray, luminance: str) -> jnp.ndarray:
+    """Per-coefficient errors d = (|change/s| + ε)^β (:func:`masking`), (N, B, C, U, V), for the target's
+    real coefficients ``ref`` (DCT values or DFT amplitudes) and the input's difference ``change`` from them."""
+    return masking(p, ref, change, log_luminance_ratio(ref[..., 0, 0], luminance))["d"]
+
+
+def amplitude(re: jnp.ndarray, im: jnp.ndarray) -> jnp.ndarray:
+    """A = √((Re c + ε)² + (Im c + ε)²), the amplitude of a DFT coefficient in the reference (SPEC §5)."""
+    return jnp.sqrt((re + EPS) ** 2 + (im + EPS) ** 2)
+
+
+def amplitudes(target, inp) -> dict:
+    """The amplitudes A (:func:`amplitude`) of target and input coefficients given as
+    (re, im) pairs, A1 − A0 without cancellation, and their derivatives; each (N, B, C, U, V).
+
+    With z = c + ε(1 + i), A1 − A0 = (A1² − A0²)/(A1 + A0) = (c1 − c0)·(z0 + z1)/(A0 + A1), exactly 0 where
+    the coefficients are equal. Entries: ``amp0``, ``change`` (A1 − A0), and ``unit0``, ``unit1``
+    (z/A as (re, im) pairs, the derivative of A in Re c and Im c; 0 where A = 0).
+    """
+    (re0, im0), (re1, im1) = target, inp
+    z0x, z0y, z1x, z1y = re0 + EPS, im0 + EPS, re1 + EPS, im1 + EPS
+    amp0, amp1 = jnp.sqrt(z0x * z0x + z0y * z0y), jnp.sqrt(z1x * z1x + z1y * z1y)
+    total = amp0 + amp1
+    change = ((re1 - re0) * (z0x + z1x) + (im1 - im0) * (z0y + z1y)) / jnp.where(total > 0, total, 1)
+    inv0 = jnp.where(amp0 > 0, 1 / jnp.where(amp0 > 0, amp0, 1), 0)
+    inv1 = jnp.where(amp1 > 0, 1 / jnp.where(amp1 > 0, amp1, 1), 0)
+    return {"amp0": amp0, "change": change, "unit0": (z0x * inv0, z0y * inv0), "unit1": (z1x * inv1, z1y * inv1)}
