@@ -568,7 +568,7 @@ def write_csv(path: Path, rows: list[dict], settings: dict) -> None:
               "torch_ms_per_step", "torch_over_jax", "memory", "jax_peak_mib", "torch_peak_mib", "jax_idle_mib",
               "torch_idle_mib", "jax_pretrained", "torch_pretrained", "jax_loss_first", "jax_loss_last",
               "torch_loss_first", "torch_loss_last", "jax_compile_s", "jax_runs", "torch_runs",
-              "jax_others_cores", "torch_others_cores", "notes"]
+              "jax_others_cores", "torch_others_cores", "jax_rounds_ms", "torch_rounds_ms", "notes"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -586,6 +586,7 @@ def write_csv(path: Path, rows: list[dict], settings: dict) -> None:
                 out[f"{side}_loss_last"] = s.get("loss_last")
                 out[f"{side}_runs"] = len(s.get("times_s", [])) or None
                 out[f"{side}_others_cores"] = s.get("others_cores")
+                out[f"{side}_rounds_ms"] = " ".join(f"{t:.4g}" for t in s.get("rounds_ms", []) if t is not None) or None
                 out["memory"] = out.get("memory") or s.get("memory")
             out["jax_compile_s"] = (r.get("jax") or {}).get("compile_s")
             writer.writerow(out)
@@ -601,7 +602,9 @@ def markdown(rows: list[dict], info: dict, settings: dict, chart: str | None) ->
              f"'sum', random shift on; batch {settings['batch']}; {settings['steps']} ({settings['deep_steps']} for "
              f"the deep losses) steps per timed run, median of at least {settings['repeats']} runs (more until "
              f"{settings['min_time']:g} s have passed) after a warm-up run; "
-             f"each side in its own process",
+             f"each side in its own process"
+             + (f"; the two sides took turns for {settings['rounds']} rounds and each reports its median round"
+                if settings["rounds"] > 1 else ""),
              f"- JAX: one compiled program per run (`lax.scan` over the steps) on {backend}; PyTorch: eager, "
              f"`torch.optim.SGD`, on {info.get('torch_device', '–')}"
              + (f" with {settings['threads']} threads" if info.get("torch_device") == "cpu" else ""),
@@ -700,10 +703,22 @@ def parse_args(argv):
     p.add_argument("--retries", type=int, default=1,
                    help=f"run a worker again (up to this many times) if other processes kept more than "
                         f"{DISTURBED_CORES} cores busy meanwhile (default 1)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run each loss's JAX and PyTorch workers this many times, taking turns, and report "
+                        "each side's median round (default 1)")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--job", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def median_round(results: list[dict]) -> dict:
+    """One side's result over the rounds: the round with the median ms/step (the lower middle one for an
+    even count), with every round's ms/step in ``rounds_ms``; an error if no round has a time."""
+    timed = sorted((r for r in results if "ms_per_step" in r), key=lambda r: r["ms_per_step"])
+    if not timed:
+        return results[-1]
+    return {**timed[(len(timed) - 1) // 2], "rounds_ms": [r.get("ms_per_step") for r in results]}
 
 
 def main(argv=None) -> int:
@@ -760,7 +775,8 @@ def main(argv=None) -> int:
                            "repeats": repeats, "min_time": min_time, "lr": LR, "weights_dir": str(tmp / "weights"),
                            "torch_device": info.get("torch_device", "cpu")}
                     plan.append((row, job))
-        tasks = [(row, job, side) for row, job in plan for side in sides
+        # The sides of a row take turns, round after round, so that slow spells of the machine hit both.
+        tasks = [(row, job, side) for row, job in plan for _ in range(args.rounds) for side in sides
                  if name_on_side(row["loss"], side, info)]
         progress = Progress(len(tasks), args.progress or sys.stderr.isatty())
         waited = 0.0
@@ -770,11 +786,15 @@ def main(argv=None) -> int:
             for _ in range(args.retries + 1):   # again if other processes competed for the CPUs
                 if args.wait_idle:
                     waited += wait_until_idle(args.wait_idle)
-                row[side] = run_worker(side, job, torch_env if side == "torch" else env, args.timeout)
-                if row[side].get("others_cores", 0) <= DISTURBED_CORES:
+                result = run_worker(side, job, torch_env if side == "torch" else env, args.timeout)
+                if result.get("others_cores", 0) <= DISTURBED_CORES:
                     break
+            row.setdefault("rounds", {}).setdefault(side, []).append(result)
             progress.step(what)
         progress.close()
+        for row, _ in plan:
+            for side, results in row.pop("rounds", {}).items():
+                row[side] = median_round(results)
 
     rows = []
     for row, _ in plan:
@@ -788,7 +808,7 @@ def main(argv=None) -> int:
     command = "python experiments/runtime.py" + ("" if argv is None and len(sys.argv) == 1 else
                                                   " " + " ".join(argv if argv is not None else sys.argv[1:]))
     settings = {"date": date, "batch": batch, "steps": steps, "deep_steps": deep_steps, "repeats": repeats,
-                "min_time": min_time,
+                "min_time": min_time, "rounds": args.rounds,
                 "data": data_source, "threads": os.cpu_count(), "command": command,
                 "load": (load_before, os.getloadavg()[0]), "waited": waited}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -110,13 +110,20 @@ def test_float32_gradient_where_phases_are_at_right_angles():
     assert np.linalg.norm(g32 - g64) / np.linalg.norm(g64) < 1e-4
 
 
-def dft_distance_arguments(rng, beta, dropout):
-    """Random float64 arguments of dft_distance.channel_distances, (N, B, C) = (2, 3, 2), with coefficients
-    that are equal (c1 == c0), at a right angle to the target, or on the phase's branch point (re + ε = 0)."""
+def distance_arguments(transform, rng, beta, dropout):
+    """Random float64 arguments of distances.dct_distances or dft_distances, (N, B, C) = (2, 3, 2), with
+    coefficients that are equal (no change), zero, at a right angle to the target, or on the phase's branch
+    point (re + ε = 0)."""
     n, b, c = 2, 3, 2
-    shape = (n, b, c, 8, 5)
-    p = {"t_tild": rng.normal(size=(c, 8, 5)), "alpha": rng.uniform(0, 0.7, size=(c, 1, 1)),
+    shape = (n, b, c, 8, 5 if transform == "dft" else 8)
+    p = {"t_tild": rng.normal(size=(c,) + shape[-2:]), "alpha": rng.uniform(0, 0.7, size=(c, 1, 1)),
          "w_tild": rng.normal(size=(c, 1, 1)), "beta": np.full((c, 1, 1), beta)}
+    log_ratio = rng.normal(scale=0.3, size=(n, b, c, 1, 1))
+    if transform == "dct":
+        ref, change = rng.normal(size=(2,) + shape)
+        change[0, 0] = 0
+        ref[1, 1, 0, 2] = 0
+        return p, ref, change, log_ratio
     (re0, im0), (re1, im1) = rng.normal(size=(2, 2) + shape)
     re1[0, 0], im1[0, 0] = re0[0, 0], im0[0, 0]           # a block whose coefficients agree
     re1[1, 1, 0, 2], im1[1, 1, 0, 2] = -im0[1, 1, 0, 2] - 1e-10, re0[1, 1, 0, 2] + 1e-10   # rotated by 90°
@@ -124,27 +131,29 @@ def dft_distance_arguments(rng, beta, dropout):
     scales = [np.ones(())] * 2
     if dropout:
         scales = [2.0 * rng.integers(0, 2, size=shape) for _ in range(2)]
-    return (p, np.exp(rng.normal(size=(c, 8, 5))), (re0, im0), (re1, im1),
-            rng.normal(scale=0.3, size=(n, b, c, 1, 1)), *scales)
+    return p, np.exp(rng.normal(size=(c, 8, 5))), (re0, im0), (re1, im1), log_ratio, *scales
 
 
-@pytest.mark.parametrize("beta,dropout", [(0.6, False), (1.3, True)])
-def test_hand_written_dft_derivative_equals_autodiff_of_the_plain_computation(beta, dropout):
-    """Watson-DFT's distance carries a hand-written JVP (watson_jax.losses.dft_distance). Its gradient in every
-    argument (parameters, phase weights, target and input coefficients, luminance ratio) and its forward-mode
-    derivative must equal JAX's autodiff of the same computation without the rule, in float64."""
-    from watson_jax.losses import dft_distance
+@pytest.mark.parametrize("transform,beta,dropout", [("dft", 0.6, False), ("dft", 1.3, True), ("dct", 0.6, False),
+                                                    ("dct", 4.0, False)])
+def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transform, beta, dropout):
+    """The Watson distances carry hand-written JVPs (watson_jax.losses.distances). Their gradients in every
+    argument (parameters, phase weights, target and input coefficients or change, luminance ratio) and their
+    forward-mode derivatives must equal JAX's autodiff of the same computation without the rule, in float64."""
+    from watson_jax.losses import distances
 
     rng = np.random.default_rng(11)
+    fn = distances.dft_distances if transform == "dft" else distances.dct_distances
     with jax.enable_x64(True):
-        args = jax.tree.map(jnp.asarray, dft_distance_arguments(rng, beta, dropout))
+        args = jax.tree.map(jnp.asarray, distance_arguments(transform, rng, beta, dropout))
+        n_diff = 5 if transform == "dft" else 4        # the DFT's dropout scales are constants
         weights = jnp.asarray(rng.normal(size=(2, 2)))
-        tangents = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), args[:5])
+        tangents = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), args[:n_diff])
         results = []
-        for fn in (dft_distance.channel_distances, dft_distance.channel_distances.fun):
-            scalar = lambda *a: jnp.sum(fn(*a, *args[5:]) * weights)  # noqa: E731
-            grads = jax.grad(scalar, argnums=(0, 1, 2, 3, 4))(*args[:5])
-            results.append((grads, jax.jvp(scalar, args[:5], tangents)[1]))
+        for f in (fn, fn.fun):
+            scalar = lambda *a, f=f: jnp.sum(f(*a, *args[n_diff:]) * weights)  # noqa: E731
+            grads = jax.grad(scalar, argnums=tuple(range(n_diff)))(*args[:n_diff])
+            results.append((grads, jax.jvp(scalar, args[:n_diff], tangents)[1]))
     (hand, hand_jvp), (auto, auto_jvp) = results
     for path, got, want in zip(jax.tree_util.tree_flatten_with_path(hand)[0], jax.tree.leaves(hand), jax.tree.leaves(auto)):
         assert np.all(np.isfinite(got)), path[0]

@@ -60,12 +60,6 @@ def masking(p: dict, ref: jnp.ndarray, change: jnp.ndarray, log_ratio: jnp.ndarr
             "ratio": ratio, "log_err": log_err, "d": jnp.exp(p["beta"] * log_err)}
 
 
-def masked_error(p: dict, ref: jnp.ndarray, change: jnp.ndarray, luminance: str) -> jnp.ndarray:
-    """Per-coefficient errors d = (|change/s| + ε)^β (:func:`masking`), (N, B, C, U, V), for the target's
-    real coefficients ``ref`` (DCT values or DFT amplitudes) and the input's difference ``change`` from them."""
-    return masking(p, ref, change, log_luminance_ratio(ref[..., 0, 0], luminance))["d"]
-
-
 def amplitude(re: jnp.ndarray, im: jnp.ndarray) -> jnp.ndarray:
     """A = √((Re c + ε)² + (Im c + ε)²), the amplitude of a DFT coefficient in the reference (SPEC §5)."""
     return jnp.sqrt((re + EPS) ** 2 + (im + EPS) ** 2)

@@ -21,7 +21,7 @@ with the channel's parameters broadcast along that axis, one fused computation f
 The masking is :mod:`.masking`. Watson-DCT takes the change of each coefficient as the DCT of x − y, exactly
 0 where the images agree. Watson-DFT transforms x and y together (:func:`watson_jax.blocks.block_dfts`), so
 their coefficients agree exactly where the images do; its phase term (:mod:`.phase`) uses no trigonometric
-function, and its distance per channel carries a hand-written derivative (:mod:`.dft_distance`).
+function, and its distance per channel carries a hand-written derivative (:mod:`.distances`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ import numpy as np
 
 from .. import blocks
 from ..color import YCBCR_MATRIX, YCBCR_OFFSET
-from . import dft_distance
-from .dft_distance import POOLED_AXES
-from .masking import EPS, amplitude, log_luminance_ratio, masked_error
-from .phase import ACOS_SHRINK, acos_one_minus, phase_error  # noqa: F401  (part of this module's API)
+from . import distances
+from .masking import EPS, amplitude, log_luminance_ratio, masking
 YCBCR_CHANNELS = ("ly", "lcb", "lcr")
 #: Bins of the one-sided 8×5 DFT whose coefficients are real for real blocks: their phase is 0 or π.
 REAL_BINS = ((0, 0), (0, 4), (4, 0), (4, 4))
@@ -116,14 +114,19 @@ def _planes(channels: int, offset: bool = True) -> tuple:
     return YCBCR_MATRIX, (YCBCR_OFFSET if offset else None)
 
 
-def _dct_errors(p: dict, x, y, luminance: str) -> jnp.ndarray:
-    """Watson-DCT's per-coefficient errors d, (N, B, C, U, V). The DCT is linear, so the change of each
-    coefficient is the DCT of x − y, computed directly: exactly 0 where the images agree, and accurate
+def _amplitude_params(p: dict) -> dict:
+    """The parameters of the masking (:mod:`.masking`), of every channel."""
+    return {name: p[name] for name in ("t_tild", "alpha", "w_tild", "beta")}
+
+
+def _dct_arguments(p: dict, x, y, *, luminance: str) -> tuple:
+    """The arguments of :func:`.distances.dct_distances` for images x, y. The DCT is linear, so the change of
+    each coefficient is the DCT of x − y, computed directly: exactly 0 where the images agree, and accurate
     where they barely differ."""
     mix, offset = _planes(x.shape[-1])
     target = blocks.block_dct(blocks.block_planes(y, mix, offset))
     change = blocks.block_dct(blocks.block_planes(x - y, *_planes(x.shape[-1], offset=False)))
-    return masked_error(p, target, change, luminance)
+    return _amplitude_params(p), target, change, log_luminance_ratio(target[..., 0, 0], luminance)
 
 
 def _dropout_scale(key, shape, dtype) -> jnp.ndarray:
@@ -132,7 +135,7 @@ def _dropout_scale(key, shape, dtype) -> jnp.ndarray:
 
 
 def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=None) -> tuple:
-    """The arguments of :func:`.dft_distance.channel_distances` for images x, y.
+    """The arguments of :func:`.distances.dft_distances` for images x, y.
 
     The block DFTs of x and y are evaluated together (:func:`watson_jax.blocks.block_dfts`), so the
     coefficients agree exactly where the images do: x == y gives the reference's value and a gradient of
@@ -147,8 +150,7 @@ def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=N
         scales = _dropout_scale(amp_key, shape, dtype), _dropout_scale(phase_key, shape, dtype)
     else:
         scales = jnp.ones((), dtype), jnp.ones((), dtype)
-    amp_params = {name: p[name] for name in ("t_tild", "alpha", "w_tild", "beta")}
-    return (amp_params, phase_weights(p["w_phase_tild"], tuning), target, inp,
+    return (_amplitude_params(p), phase_weights(p["w_phase_tild"], tuning), target, inp,
             log_luminance_ratio(dc, luminance), *scales)
 
 
@@ -168,10 +170,10 @@ def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, lu
     """
     p = channel_params(params)
     if transform == "dft":
-        per_channel = dft_distance.channel_distances(
+        per_channel = distances.dft_distances(
             *_dft_arguments(p, x, y, luminance=luminance, tuning=tuning, key=key))
     else:
-        per_channel = jnp.sum(_dct_errors(p, x, y, luminance) + EPS, axis=POOLED_AXES) ** (1 / p["beta"][:, 0, 0])
+        per_channel = distances.dct_distances(*_dct_arguments(p, x, y, luminance=luminance))
     return jnp.sum(per_channel * p["weight"], axis=1)
 
 
@@ -186,10 +188,10 @@ def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str
     p = channel_params(params)
     if transform == "dft":
         amp_params, w_phase, target, inp, log_ratio, _, _ = _dft_arguments(p, x, y, luminance=luminance)
-        terms = dft_distance.coefficient_terms(amp_params, target, inp, log_ratio)
+        terms = distances.dft_terms(amp_params, target, inp, log_ratio)
         d, phase = terms["d"], w_phase * terms["phase"]["angle"]
     else:
-        d, phase = _dct_errors(p, x, y, luminance), None
+        d, phase = masking(*_dct_arguments(p, x, y, luminance=luminance))["d"], None
     per_block = jnp.sum(d + EPS, axis=(3, 4))                                   # (N, B, C)
     total = jnp.sum(per_block, axis=1, keepdims=True)
     shares = per_block / total * total ** (1 / p["beta"][:, 0, 0])
