@@ -106,6 +106,22 @@ def test_block_dft_choice_per_backend_and_overrides(monkeypatch):
         blocks.dft_implementation()
 
 
+def test_joint_transforms_equal_the_transforms_of_each_image_and_agree_exactly_for_equal_images():
+    """block_dcts / block_dfts evaluate several images as one stacked batch, each with its own offset."""
+    rng = np.random.default_rng(12)
+    a, b = (jnp.asarray(rng.uniform(size=(2, 8, 16, 3)).astype(np.float32)) for _ in range(2))
+    dct_a, dct_b = blocks.block_dcts([a, b], YCBCR_MATRIX, offsets=(YCBCR_OFFSET, None))
+    np.testing.assert_allclose(dct_a, blocks.block_dct(blocks.block_planes(a, YCBCR_MATRIX, YCBCR_OFFSET)), atol=1e-6)
+    np.testing.assert_allclose(dct_b, blocks.block_dct(blocks.block_planes(b, YCBCR_MATRIX)), atol=1e-6)
+    (re_a, im_a), (re_b, im_b), (re_c, im_c) = blocks.block_dfts([a, b, a], YCBCR_MATRIX, offsets=[YCBCR_OFFSET] * 3)
+    want_re, want_im = blocks.block_dft(blocks.block_planes(b, YCBCR_MATRIX, YCBCR_OFFSET))
+    np.testing.assert_allclose(re_b, want_re, atol=1e-7)
+    np.testing.assert_allclose(im_b, want_im, atol=1e-7)
+    assert np.array_equal(re_a, re_c) and np.array_equal(im_a, im_c)
+    with pytest.raises(ValueError, match="one per image"):
+        blocks.block_dcts([a, b], YCBCR_MATRIX, offsets=(YCBCR_OFFSET,))
+
+
 def test_block_dct_is_orthonormal_dct_ii():
     x = np.random.default_rng(2).uniform(size=(2, 8, 8))
     n = np.arange(8)

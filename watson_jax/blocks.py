@@ -10,9 +10,10 @@ products want the contracted axes last: a frequency-major layout cost a transpos
 The DCT is one matrix product per block. The DFT is evaluated by radix-2 butterflies (elementwise, fused
 by XLA) or ``jnp.fft.rfft2``: both give exact zeros where an FFT does (a block constant along an axis has no
 AC terms there), which float64 gradient parity needs; a matrix product leaves ~1e-17 rounding noise that
-the phase derivative, ~1/|c|, amplifies. The DFTs of several images are evaluated together and
-differentiated through the DFT's matrices (:func:`block_dfts`). ``experiments/block_dft.py`` measures the
-implementations; the choice per backend is :data:`DFT_BY_BACKEND`.
+the phase derivative, ~1/|c|, amplifies. Several images are transformed together (:func:`block_dcts`,
+:func:`block_dfts`: one plane construction and one transform for all) and differentiated per image through
+the transform's matrices. ``experiments/block_dft.py`` measures the DFT implementations; the choice per
+backend is :data:`DFT_BY_BACKEND`.
 """
 
 from __future__ import annotations
@@ -173,10 +174,16 @@ def _per_block(kernel: np.ndarray, blocks: jnp.ndarray) -> jnp.ndarray:
     return jnp.einsum("...hw,uvhw->...uv", blocks, jnp.asarray(kernel, blocks.dtype), precision=HIGHEST)
 
 
+@functools.lru_cache(maxsize=None)
+def _dct_kernel() -> np.ndarray:
+    """K[u, v, h, w] = A[u, h]·A[v, w] of the float32 DCT matrix A, in float64."""
+    a = dct_matrix().astype(np.float64)
+    return np.einsum("uh,vw->uvhw", a, a)
+
+
 def block_dct(blocks: jnp.ndarray) -> jnp.ndarray:
     """A X Aᵀ of each 8×8 block, (..., 8, 8) → (..., U, V), as a matrix product. DC = 8 × block mean."""
-    a = dct_matrix().astype(np.float64)
-    return _per_block(np.einsum("uh,vw->uvhw", a, a), blocks)
+    return _per_block(_dct_kernel(), blocks)
 
 
 def _as_tuples(table) -> Optional[tuple]:
@@ -186,47 +193,83 @@ def _as_tuples(table) -> Optional[tuple]:
     return tuple(_as_tuples(row) if np.ndim(row) else float(row) for row in table)
 
 
+def _stacked_offsets(images: Sequence[jnp.ndarray], offsets: tuple, channels: int, dtype) -> np.ndarray:
+    """The constant offsets of the planes of stacked images, (ΣN, 1, C, 1, 1): each image's offset vector,
+    or zeros for None."""
+    rows = [np.broadcast_to(np.zeros(channels) if o is None else np.asarray(o), (img.shape[0], channels))
+            for img, o in zip(images, offsets)]
+    return np.concatenate(rows).astype(dtype)[:, None, :, None, None]
+
+
 @functools.lru_cache(maxsize=None)
-def _joint_dft(implementation: str, mix: tuple, offset: Optional[tuple]) -> Callable:
-    """The custom-JVP function behind :func:`block_dfts` for one implementation, mix and offset."""
-    evaluate = DFT_IMPLEMENTATIONS[implementation]
+def _joint_transform(transform: str, mix: tuple, offsets: tuple) -> Callable:
+    """The custom-JVP function behind :func:`block_dcts` (``transform`` 'dct') and :func:`block_dfts`
+    (``transform`` one of :data:`DFT_IMPLEMENTATIONS`): images → for each, a tuple of coefficient arrays."""
+    if transform == "dct":
+        kernels = (_dct_kernel(),)
+        evaluate = lambda planes: (block_dct(planes),)  # noqa: E731
+    else:
+        kernels, evaluate = dft_matrices(), DFT_IMPLEMENTATIONS[transform]
 
     @jax.custom_jvp
-    def dfts(*images):
-        re, im = evaluate(block_planes(jnp.concatenate(images), mix, offset))
+    def transforms(*images):
+        if len(set(offsets)) == 1:     # one offset for all, added per plane
+            planes = block_planes(jnp.concatenate(images), mix, offsets[0])
+        else:
+            planes = block_planes(jnp.concatenate(images), mix)
+            planes = planes + _stacked_offsets(images, offsets, len(mix), planes.dtype)
+        parts = evaluate(planes)
         bounds = np.cumsum([0] + [img.shape[0] for img in images])
-        return tuple((re[a:b], im[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+        return tuple(tuple(part[a:b] for part in parts) for a, b in zip(bounds[:-1], bounds[1:]))
 
     def _jvp(primals, tangents):
-        def tangent(img, t):
+        def tangent(t):
             if type(t) is SymbolicZero:   # not differentiated: no work in either mode
                 return tuple(SymbolicZero(jax.typeof(c).to_tangent_aval()) for c in out[0])
-            planes = block_planes(t, mix)   # the offset is constant
-            return tuple(_per_block(kernel, planes) for kernel in dft_matrices())
-        out = dfts(*primals)
-        return out, tuple(tangent(img, t) for img, t in zip(primals, tangents))
+            planes = block_planes(t, mix)   # the offsets are constant
+            return tuple(_per_block(kernel, planes) for kernel in kernels)
+        out = transforms(*primals)
+        return out, tuple(tangent(t) for t in tangents)
 
-    dfts.defjvp(_jvp, symbolic_zeros=True)
-    return dfts
+    transforms.defjvp(_jvp, symbolic_zeros=True)
+    return transforms
+
+
+def _joint(transform: str, images: Sequence[jnp.ndarray], mix, offsets) -> tuple:
+    offsets = (None,) * len(images) if offsets is None else tuple(_as_tuples(o) for o in offsets)
+    if len(offsets) != len(images):
+        raise ValueError(f"got {len(offsets)} offsets for {len(images)} images; give one per image (or None)")
+    return _joint_transform(transform, _as_tuples(mix), offsets)(*images)
+
+
+def block_dcts(images: Sequence[jnp.ndarray], mix: Sequence[Sequence[float]] = ((1.0,),),
+               offsets: Optional[Sequence] = None) -> tuple:
+    """The block DCT (:func:`block_dct`) of the planes of several NHWC batches of one shape: for each,
+    ``block_dct(block_planes(images[k], mix, offsets[k]))``, (N, B, C_out, U=8, V=8).
+
+    ``offsets``: one offset vector (or None) per image, or None for none. Evaluated as one stacked batch
+    (one plane construction and one matrix product for all), differentiated per image like
+    :func:`block_dfts`.
+    """
+    return tuple(coefficients for (coefficients,) in _joint("dct", images, mix, offsets))
 
 
 def block_dfts(images: Sequence[jnp.ndarray], mix: Sequence[Sequence[float]] = ((1.0,),),
-               offset: Optional[Sequence[float]] = None, implementation: Optional[str] = None) -> tuple:
+               offsets: Optional[Sequence] = None, implementation: Optional[str] = None) -> tuple:
     """The block DFT of the planes of several NHWC batches of one shape: for each, ``(re, im)`` of
-    :func:`block_dft` applied to ``block_planes(images[k], mix, offset)``, each (N, B, C_out, U=8, V=5).
+    :func:`block_dft` applied to ``block_planes(images[k], mix, offsets[k])``, each (N, B, C_out, U=8, V=5).
 
-    Evaluated as one stacked batch by ``implementation`` (default :func:`dft_implementation`), so images
-    that agree give bitwise equal coefficients: one fused computation runs the same instructions for all
-    of them, whatever XLA contracts into FMAs (it does on CPU), which two separate computations would not
-    promise. Differentiated per image, as a matrix product with the DFT's matrices (the transform is linear
-    and the offset constant): reverse mode applies their transposes as one matrix product, reading each
-    cotangent element once, and an image that is not differentiated costs nothing. (JAX's own transpose of
-    the butterflies turns every slice into a zero-padded full-size array, which XLA recomputed for each of
-    the eight slices that read it: that was most of the time of a Watson-DFT gradient on CPU.) Forward mode
-    and higher derivatives work as usual.
+    ``offsets``: one offset vector (or None) per image, or None for none. Evaluated as one stacked batch by
+    ``implementation`` (default :func:`dft_implementation`), so images that agree give bitwise equal
+    coefficients: one fused computation runs the same instructions for all of them, whatever XLA contracts
+    into FMAs (it does on CPU), which two separate computations would not promise. Differentiated per image,
+    as a matrix product with the DFT's matrices (the transform is linear and the offsets constant): reverse
+    mode applies their transposes as one matrix product, reading each cotangent element once, and an image
+    that is not differentiated costs nothing. (JAX's own transpose of the butterflies turns every slice into
+    a zero-padded full-size array, which XLA recomputed for each of the eight slices that read it: that was
+    most of the time of a Watson-DFT gradient on CPU.) Forward mode and higher derivatives work as usual.
     """
-    implementation = implementation or dft_implementation()
-    return _joint_dft(implementation, _as_tuples(mix), _as_tuples(offset))(*images)
+    return _joint(implementation or dft_implementation(), images, mix, offsets)
 
 
 def block_dft(blocks: jnp.ndarray, implementation: Optional[str] = None) -> tuple[jnp.ndarray, jnp.ndarray]:

@@ -19,7 +19,8 @@ How it is computed. The channels are one more batch axis: the coefficients of al
 (N, B, C, U, V) arrays in the block layout of :mod:`watson_jax.blocks`, and every term is elementwise work
 with the channel's parameters broadcast along that axis, one fused computation for any number of channels.
 The masking is :mod:`.masking`. Watson-DCT takes the change of each coefficient as the DCT of x − y, exactly
-0 where the images agree. Watson-DFT transforms x and y together (:func:`watson_jax.blocks.block_dfts`), so
+0 where the images agree (y and x − y transformed together, :func:`watson_jax.blocks.block_dcts`).
+Watson-DFT transforms x and y together (:func:`watson_jax.blocks.block_dfts`), so
 their coefficients agree exactly where the images do; its phase term (:mod:`.phase`) uses no trigonometric
 function, and its distance per channel carries a hand-written derivative (:mod:`.distances`).
 """
@@ -105,13 +106,12 @@ def phase_weights(w_phase_tild: jnp.ndarray, tuning: bool) -> jnp.ndarray:
     return jnp.where(mask, w, jnp.zeros_like(w))
 
 
-def _planes(channels: int, offset: bool = True) -> tuple:
+def _planes(channels: int) -> tuple:
     """(mix, offset) of :func:`watson_jax.blocks.block_planes` for images of ``channels`` channels: the one
-    grey plane, or Y, Cb, Cr (``offset=False`` leaves out the constant offsets of Cb and Cr, for a
-    difference of images)."""
+    grey plane, or Y, Cb, Cr."""
     if channels == 1:
         return ((1.0,),), None
-    return YCBCR_MATRIX, (YCBCR_OFFSET if offset else None)
+    return YCBCR_MATRIX, YCBCR_OFFSET
 
 
 def _amplitude_params(p: dict) -> dict:
@@ -124,8 +124,7 @@ def _dct_arguments(p: dict, x, y, *, luminance: str) -> tuple:
     each coefficient is the DCT of x − y, computed directly: exactly 0 where the images agree, and accurate
     where they barely differ."""
     mix, offset = _planes(x.shape[-1])
-    target = blocks.block_dct(blocks.block_planes(y, mix, offset))
-    change = blocks.block_dct(blocks.block_planes(x - y, *_planes(x.shape[-1], offset=False)))
+    target, change = blocks.block_dcts([y, x - y], mix, offsets=(offset, None))   # no offset in a difference
     return _amplitude_params(p), target, change, log_luminance_ratio(target[..., 0, 0], luminance)
 
 
@@ -142,7 +141,8 @@ def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=N
     exactly 0. The phases come from the coefficients of x and y themselves, as in the reference (the sign
     of a real coefficient near 0 decides its phase).
     """
-    inp, target = blocks.block_dfts([x, y], *_planes(x.shape[-1]))
+    mix, offset = _planes(x.shape[-1])
+    inp, target = blocks.block_dfts([x, y], mix, offsets=(offset, offset))
     dc = amplitude(target[0][..., 0, 0], target[1][..., 0, 0])
     shape, dtype = target[0].shape, target[0].dtype
     if tuning:
