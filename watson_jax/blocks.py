@@ -127,10 +127,10 @@ DFT_IMPLEMENTATIONS = {"butterflies": _dft_butterflies, "fft": _dft_fft}
 
 
 #: Implementation per ``jax.default_backend()``, from ``experiments/block_dft.py`` (benchmarks/results/).
-#: cpu (measured, 2-core Xeon): butterflies — the value and gradient of Watson-DFT RGB at batch 32 take
-#:   20.3 ms (median; min 19.0) with them and 22.2 (18.8) with the FFT, 116 vs 124 ms at batch 128; the
-#:   transform alone is a tie (6.5 vs 6.1 ms on the 9·32 planes of one call). Both are differentiated
-#:   through the DFT matrices, so they differ in the forward transform only.
+#: cpu (measured, 2-core Xeon, 2026-11-29): butterflies — the value and gradient of Watson-DFT RGB at batch 32
+#:   take 10.9 ms (median; min 10.7) with them and 13.7 (12.8) with the FFT, 69 vs 81 ms at batch 128; the
+#:   transform alone, on the 6·32 planes of one call, 4.0 vs 4.6 ms. Both are differentiated through the
+#:   DFT matrices, so they differ in the forward transform only.
 #: gpu, tpu (not measured yet): butterflies — pure elementwise ops that fuse into the kernels around them,
 #:   while an FFT is a separate library call (a cuFFT launch and a complex intermediate in memory; TPUs are
 #:   slow at FFTs). Rerun experiments/block_dft.py there to confirm.
