@@ -703,13 +703,20 @@ def parse_args(argv):
     p.add_argument("--retries", type=int, default=1,
                    help=f"run a worker again (up to this many times) if other processes kept more than "
                         f"{DISTURBED_CORES} cores busy meanwhile (default 1)")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--rounds", type=positive_int, default=1,
                    help="run each loss's JAX and PyTorch workers this many times, taking turns, and report "
                         "each side's median round (default 1)")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--job", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def median_round(results: list[dict]) -> dict:

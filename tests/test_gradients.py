@@ -159,3 +159,40 @@ def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transf
         assert np.all(np.isfinite(got)), path[0]
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.max(np.abs(want)), err_msg=str(path[0]))
     np.testing.assert_allclose(hand_jvp, auto_jvp, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name,colorspace,tuning", [("Watson-DFT", "RGB", True), ("Watson-DCT", "LA", False)])
+def test_loss_gradients_equal_autodiff_without_the_hand_written_rules(name, colorspace, tuning, monkeypatch):
+    """Through the public loss: gradients with respect to the parameters, x and y with the hand-written
+    derivatives equal JAX's autodiff of the plain distances (their rules switched off), in float64,
+    including tuning mode (dropout) and a pair with x == y."""
+    from watson_jax.losses import distances
+
+    loss = PROVIDER.get_loss_function(name, colorspace, pretrained=False, deterministic=True)
+    rng = np.random.default_rng(14)
+    c = 3 if colorspace == "RGB" else 1
+    x, y = rng.uniform(size=(2, 3, 8, 16, c))
+    x[0] = y[0]
+    with jax.enable_x64(True):
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64) + 0.1 * rng.normal(size=np.shape(p)), loss.params)
+        args = (params, jnp.asarray(x), jnp.asarray(y))
+
+        def grads():
+            return jax.grad(lambda p, a, b: loss.apply(p, a, b, jax.random.key(3), tuning=tuning),
+                            argnums=(0, 1, 2))(*args)
+        hand = grads()
+        for fn in ("dct_distances", "dft_distances"):
+            monkeypatch.setattr(distances, fn, getattr(distances, fn).fun)
+        auto = grads()
+    for got, want in zip(jax.tree.leaves(hand), jax.tree.leaves(auto)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * max(1.0, float(np.max(np.abs(want)))))
+    assert np.all(np.asarray(hand[1])[0] == 0)
+
+
+def test_the_dropout_scales_are_not_differentiated():
+    """Watson-DFT's dropout scales are constants: asking for their derivative is an error, not a silent 0."""
+    from watson_jax.losses import distances
+
+    args = jax.tree.map(jnp.asarray, distance_arguments("dft", np.random.default_rng(15), 1.0, True))
+    with pytest.raises(ValueError, match="dropout scales are constants"):
+        jax.grad(lambda scale: jnp.sum(distances.dft_distances(*args[:5], scale, args[6])))(args[5])

@@ -223,13 +223,13 @@ def _joint_transform(transform: str, mix: tuple, offsets: tuple) -> Callable:
         return tuple(tuple(part[a:b] for part in parts) for a, b in zip(bounds[:-1], bounds[1:]))
 
     def _jvp(primals, tangents):
-        def tangent(t):
+        def tangent(t, coefficients):
             if type(t) is SymbolicZero:   # not differentiated: no work in either mode
-                return tuple(SymbolicZero(jax.typeof(c).to_tangent_aval()) for c in out[0])
+                return tuple(SymbolicZero(jax.typeof(c).to_tangent_aval()) for c in coefficients)
             planes = block_planes(t, mix)   # the offsets are constant
             return tuple(_per_block(kernel, planes) for kernel in kernels)
         out = transforms(*primals)
-        return out, tuple(tangent(t) for t in tangents)
+        return out, tuple(tangent(t, coefficients) for t, coefficients in zip(tangents, out))
 
     transforms.defjvp(_jvp, symbolic_zeros=True)
     return transforms

@@ -24,7 +24,8 @@ term (|ref| + ε)^w t_L^(1−w), σ' = ∂smoothmax/∂t_L and θ = φ1 − φ0:
   ∂D/∂θ      = w_φ·q·dP/dθ                      (dP/dθ from :func:`.phase.phase_parts`)
   DFT: ∂D/∂c1 = ∂D/∂change · z1/A1 + ∂D/∂θ · ∂φ1/∂c1,  ∂D/∂c0 = (∂D/∂ref − ∂D/∂change)·z0/A0 − ∂D/∂θ · ∂φ0/∂c0
 
-(per (re, im) part of c), and for the parameters ∂D/∂t_tild = ∂D/∂log t_L, ∂D/∂α = ∂D/∂log t_L · log(DC/L̄),
+(per (re, im) part of c), for the luminance ratio ℓ = log((DC + ε)/(L̄ + ε)) ∂D/∂ℓ = α·∂D/∂log t_L, and for
+the parameters ∂D/∂t_tild = ∂D/∂log t_L, ∂D/∂α = ∂D/∂log t_L · ℓ,
 ∂D/∂w_tild = ∂D/∂m · m(log(|ref| + ε) − log t_L)·w(1 − w), ∂D/∂β = −D_amp·log S/β² + F·Σ a·d·L,
 ∂D/∂w_φ = P·q, each summed over what the parameter is shared by. ``tests/test_gradients.py`` checks all
 of them against autodiff of the plain computation.
@@ -62,11 +63,12 @@ def _minkowski(terms: dict, p: dict, scale):
     return pooled ** (1 / p["beta"][:, 0, 0]), pooled
 
 
-def _masking_derivatives(p: dict, log_ratio, terms: dict, amplitude, pooled, scale, t_p: dict, t_log_ratio):
+def _masking_derivatives(p: dict, log_ratio, terms: dict, *, root, pooled, scale, t_p: dict, t_log_ratio):
     """The derivatives that the masking and the pooling give both losses (module docstring): ``change``
     (∂D/∂change), ``ref`` (∂D/∂ref through the contrast masking), per coefficient, and ``tangent``, the
-    contributions of the parameters' and the luminance ratio's tangents, (N, C) each."""
-    g_ratio = (_per_channel(amplitude / pooled) * scale * jnp.exp((p["beta"] - 1) * terms["log_err"])
+    contributions of the parameters' and the luminance ratio's tangents, (N, C) each. ``root``: S^(1/β),
+    ``pooled``: S (:func:`_minkowski`)."""
+    g_ratio = (_per_channel(root / pooled) * scale * jnp.exp((p["beta"] - 1) * terms["log_err"])
                * jnp.sign(terms["ratio"]))                      # F·a·β·e^{(β−1)L}·sign(r), as β·F = S^(1/β−1)
     g_change = g_ratio / terms["s"]
     g_s = -g_change * terms["ratio"]
@@ -85,7 +87,7 @@ def _masking_derivatives(p: dict, log_ratio, terms: dict, amplitude, pooled, sca
         tangent.append(_pool(g_contrast * (terms["log_ref"] - terms["log_t_l"]) * w * (1 - w) * t_p["w_tild"]))
     if _given(t_p["beta"]):
         b = p["beta"][:, 0, 0]
-        d_beta = -amplitude * jnp.log(pooled) / b ** 2 + amplitude / pooled / b * _pool(
+        d_beta = -root * jnp.log(pooled) / b ** 2 + root / pooled / b * _pool(
             scale * terms["d"] * terms["log_err"])
         tangent.append(d_beta * t_p["beta"][:, 0, 0])
     g_ref = g_contrast * terms["w"] * jnp.sign(terms["ref"]) / (jnp.abs(terms["ref"]) + EPS)
@@ -120,7 +122,8 @@ def _dct_distances_jvp(primals, tangents):
     t_p, t_ref, t_change, t_log_ratio = tangents
     terms = _dct_terms(p, ref, change, log_ratio)
     value, pooled = _minkowski(terms, p, 1.0)
-    g = _masking_derivatives(p, log_ratio, terms, value, pooled, 1.0, t_p, t_log_ratio)
+    g = _masking_derivatives(p, log_ratio, terms, root=value, pooled=pooled, scale=1.0, t_p=t_p,
+                             t_log_ratio=t_log_ratio)
     out = g["tangent"]
     if _given(t_change):
         out.append(_pool(g["change"] * t_change))
@@ -167,22 +170,26 @@ def dft_distances(p: dict, w_phase, target, inp, log_ratio, amp_scale, phase_sca
 
 def _dft_distances_jvp(primals, tangents):
     p, w_phase, target, inp, log_ratio, amp_scale, phase_scale = primals
-    t_p, t_w_phase, t_target, t_inp, t_log_ratio = tangents[:5]
+    t_p, t_w_phase, t_target, t_inp, t_log_ratio, *t_scales = tangents
+    if any(_given(t) for t in t_scales):
+        raise ValueError("dft_distances: the dropout scales are constants (0 or 2); their derivative is not "
+                         "defined here. Differentiate with respect to the images and parameters only.")
     terms = dft_terms(p, target, inp, log_ratio)
     value, amplitude, pooled = _dft_distances(terms, p, w_phase, amp_scale, phase_scale)
-    g = _masking_derivatives(p, log_ratio, terms, amplitude, pooled, amp_scale, t_p, t_log_ratio)
+    g = _masking_derivatives(p, log_ratio, terms, root=amplitude, pooled=pooled, scale=amp_scale, t_p=t_p,
+                             t_log_ratio=t_log_ratio)
     phase = terms["phase"]
     g_theta = w_phase * phase_scale * phase["slope"]
     out = g["tangent"]
     if any(_given(t) for t in t_inp):
         g_re = g["change"] * terms["unit1"][0] + g_theta * phase["d_phi1"][0]
         g_im = g["change"] * terms["unit1"][1] + g_theta * phase["d_phi1"][1]
-        out += [_pool(g * t) for g, t in zip((g_re, g_im), t_inp) if _given(t)]
+        out += [_pool(part * t) for part, t in zip((g_re, g_im), t_inp) if _given(t)]
     if any(_given(t) for t in t_target):
         g_amp0 = g["ref"] - g["change"]
         g_re = g_amp0 * terms["unit0"][0] - g_theta * phase["d_phi0"][0]
         g_im = g_amp0 * terms["unit0"][1] - g_theta * phase["d_phi0"][1]
-        out += [_pool(g * t) for g, t in zip((g_re, g_im), t_target) if _given(t)]
+        out += [_pool(part * t) for part, t in zip((g_re, g_im), t_target) if _given(t)]
     if _given(t_w_phase):
         out.append(_pool(phase["angle"] * phase_scale * t_w_phase))
     return value, _total(value, out)

@@ -118,8 +118,3 @@ def phase_parts(target, inp, same) -> dict:
             "slope": k * sin * acos_one_minus_slope(b),
             "d_phi0": (-e0y * inv0, e0x * inv0), "d_phi1": (-e1y * inv1, e1x * inv1)}
 
-
-def phase_error(target, inp, same) -> jnp.ndarray:
-    """P = arccos(k·cos(φ1 − φ0)) (:func:`phase_parts`), differentiable by JAX (through the phasors and
-    :func:`acos_one_minus`); finite gradients, exactly 0 where ``same``."""
-    return phase_parts(target, inp, same)["angle"]

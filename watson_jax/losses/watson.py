@@ -22,7 +22,7 @@ The masking is :mod:`.masking`. Watson-DCT takes the change of each coefficient 
 0 where the images agree (y and x − y transformed together, :func:`watson_jax.blocks.block_dcts`).
 Watson-DFT transforms x and y together (:func:`watson_jax.blocks.block_dfts`), so
 their coefficients agree exactly where the images do; its phase term (:mod:`.phase`) uses no trigonometric
-function, and its distance per channel carries a hand-written derivative (:mod:`.distances`).
+function. Both distances per channel carry hand-written derivatives (:mod:`.distances`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .. import blocks
 from ..color import YCBCR_MATRIX, YCBCR_OFFSET
 from . import distances
 from .masking import EPS, amplitude, log_luminance_ratio, masking
+
 YCBCR_CHANNELS = ("ly", "lcb", "lcr")
 #: Bins of the one-sided 8×5 DFT whose coefficients are real for real blocks: their phase is 0 or π.
 REAL_BINS = ((0, 0), (0, 4), (4, 0), (4, 4))
