@@ -213,10 +213,8 @@ def _joint_transform(transform: str, mix: tuple, offsets: tuple) -> Callable:
 
     @jax.custom_jvp
     def transforms(*images):
-        if len(set(offsets)) == 1:     # one offset for all, added per plane
-            planes = block_planes(jnp.concatenate(images), mix, offsets[0])
-        else:
-            planes = block_planes(jnp.concatenate(images), mix)
+        planes = block_planes(jnp.concatenate(images), mix)
+        if any(o is not None for o in offsets):
             planes = planes + _stacked_offsets(images, offsets, len(mix), planes.dtype)
         parts = evaluate(planes)
         bounds = np.cumsum([0] + [img.shape[0] for img in images])

@@ -1,4 +1,4 @@
-"""Elementwise helpers whose derivatives match the reference at its kinks."""
+"""Elementwise helpers shared by the losses: derivatives that match the reference at its kinks, dropout."""
 
 import jax
 import jax.numpy as jnp
@@ -11,3 +11,14 @@ def abs_(x: jnp.ndarray) -> jnp.ndarray:
     what makes the Watson and L1 gradients exactly zero where input and target agree.
     """
     return x * jax.lax.stop_gradient(jnp.sign(x))
+
+
+def reciprocal_or_zero(a: jnp.ndarray) -> jnp.ndarray:
+    """1/a where a > 0, else 0, with finite derivatives everywhere."""
+    positive = a > 0
+    return jnp.where(positive, 1 / jnp.where(positive, a, 1), 0)
+
+
+def dropout_scale(key, shape, dtype) -> jnp.ndarray:
+    """Tuning mode's dropout (p = 1/2, survivors scaled by 2) as a factor: 0 or 2, each with probability 1/2."""
+    return jnp.where(jax.random.bernoulli(key, 0.5, shape), jnp.asarray(2, dtype), jnp.asarray(0, dtype))

@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..mathops import dropout_scale
+
 EPS = 1e-10
 #: LPIPS's ScalingLayer constants, per RGB channel.
 LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
@@ -210,11 +212,6 @@ def _scaled_rgb(x: jnp.ndarray) -> jnp.ndarray:
     return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / jnp.asarray(LPIPS_SCALE, x.dtype)
 
 
-def _dropout(key, terms: jnp.ndarray) -> jnp.ndarray:
-    keep = jax.random.bernoulli(key, 0.5, terms.shape)
-    return jnp.where(keep, 2 * terms, jnp.zeros_like(terms))
-
-
 def layer_maps(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict,
                tuning: bool = False, key=None) -> list[jnp.ndarray]:
     """m_l of every tap, (N, h_l, w_l) each; x and y NHWC with 1 or 3 channels. ``tuning``: dropout on the
@@ -229,7 +226,7 @@ def layer_maps(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, bac
     for k, ((fx, fy), tap_key) in enumerate(zip(taps, keys)):
         diff = jnp.square(unit_normalise(fx) - unit_normalise(fy))
         if tuning:
-            diff = _dropout(tap_key, diff)
+            diff = diff * dropout_scale(tap_key, diff.shape, diff.dtype)
         maps.append(jnp.einsum("nhwc,c->nhw", diff, params[f"lin{k}"].astype(diff.dtype)))
     return maps
 

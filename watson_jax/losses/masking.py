@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..mathops import abs_
+from ..mathops import abs_, reciprocal_or_zero
 
 EPS = 1e-10
 
@@ -75,9 +75,8 @@ def amplitudes(target, inp) -> dict:
     """
     (re0, im0), (re1, im1) = target, inp
     z0x, z0y, z1x, z1y = re0 + EPS, im0 + EPS, re1 + EPS, im1 + EPS
-    amp0, amp1 = jnp.sqrt(z0x * z0x + z0y * z0y), jnp.sqrt(z1x * z1x + z1y * z1y)
+    amp0, amp1 = amplitude(re0, im0), amplitude(re1, im1)
     total = amp0 + amp1
     change = ((re1 - re0) * (z0x + z1x) + (im1 - im0) * (z0y + z1y)) / jnp.where(total > 0, total, 1)
-    inv0 = jnp.where(amp0 > 0, 1 / jnp.where(amp0 > 0, amp0, 1), 0)
-    inv1 = jnp.where(amp1 > 0, 1 / jnp.where(amp1 > 0, amp1, 1), 0)
+    inv0, inv1 = reciprocal_or_zero(amp0), reciprocal_or_zero(amp1)
     return {"amp0": amp0, "change": change, "unit0": (z0x * inv0, z0y * inv0), "unit1": (z1x * inv1, z1y * inv1)}

@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import blocks
 from ..color import YCBCR_MATRIX, YCBCR_OFFSET
+from ..mathops import dropout_scale
 from . import distances
 from .masking import EPS, amplitude, log_luminance_ratio, masking
 
@@ -129,11 +130,6 @@ def _dct_arguments(p: dict, x, y, *, luminance: str) -> tuple:
     return _amplitude_params(p), target, change, log_luminance_ratio(target[..., 0, 0], luminance)
 
 
-def _dropout_scale(key, shape, dtype) -> jnp.ndarray:
-    """Tuning mode's dropout as a factor: 0 or 2, each with probability 1/2."""
-    return jnp.where(jax.random.bernoulli(key, 0.5, shape), jnp.asarray(2, dtype), jnp.asarray(0, dtype))
-
-
 def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=None) -> tuple:
     """The arguments of :func:`.distances.dft_distances` for images x, y.
 
@@ -148,7 +144,7 @@ def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=N
     shape, dtype = target[0].shape, target[0].dtype
     if tuning:
         amp_key, phase_key = jax.random.split(key)
-        scales = _dropout_scale(amp_key, shape, dtype), _dropout_scale(phase_key, shape, dtype)
+        scales = dropout_scale(amp_key, shape, dtype), dropout_scale(phase_key, shape, dtype)
     else:
         scales = jnp.ones((), dtype), jnp.ones((), dtype)
     return (_amplitude_params(p), phase_weights(p["w_phase_tild"], tuning), target, inp,
