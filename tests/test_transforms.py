@@ -242,6 +242,37 @@ def test_shift_pads_by_edge_replication_and_crops():
     np.testing.assert_array_equal(blocks.shift(x, (1, 7)), padded[:, 1:9, 7:23])
 
 
+def numpy_shift_sources(h, w, offset):
+    """The source pixel (row, column) of every pixel of a shifted H×W image: edge padding by 4, then a crop."""
+    rows = np.clip(np.arange(h) + offset[0] - 4, 0, h - 1)
+    cols = np.clip(np.arange(w) + offset[1] - 4, 0, w - 1)
+    return np.meshgrid(rows, cols, indexing="ij")
+
+
+def test_shift_derivatives_are_the_shift_and_its_adjoint_for_every_offset():
+    """The shift's hand-written JVP (and the transpose JAX takes of it) against numpy: forward mode moves the
+    tangent like the image, reverse mode adds each pixel's cotangent into its source pixel; under vmap too."""
+    rng = np.random.default_rng(8)
+    shape = (2, 16, 24, 2)
+    x, t, ct = (rng.normal(size=shape) for _ in range(3))
+    with jax.enable_x64(True):
+        shifted = lambda img, o: blocks.shift(img, o)  # noqa: E731
+        jvp = jax.jit(lambda o: jax.jvp(lambda a: shifted(a, o), (jnp.asarray(x),), (jnp.asarray(t),)))
+        vjp = jax.jit(lambda o: jax.vjp(lambda a: shifted(a, o), jnp.asarray(x))[1](jnp.asarray(ct))[0])
+        batched = jax.jit(jax.vmap(vjp))
+        offsets = [(sx, sy) for sx in range(8) for sy in range(8)]
+        got_batched = np.asarray(batched(jnp.asarray(offsets)))
+        for k, offset in enumerate(offsets):
+            rows, cols = numpy_shift_sources(16, 24, offset)
+            value, tangent = jvp(jnp.asarray(offset))
+            np.testing.assert_array_equal(value, x[:, rows, cols])
+            np.testing.assert_array_equal(tangent, t[:, rows, cols])
+            adjoint = np.zeros(shape)
+            np.add.at(adjoint, (slice(None), rows, cols), ct)
+            np.testing.assert_allclose(vjp(jnp.asarray(offset)), adjoint, rtol=1e-14, atol=1e-14)
+            np.testing.assert_allclose(got_batched[k], adjoint, rtol=1e-14, atol=1e-14)
+
+
 def test_ssim_separable_filter_equals_the_2d_window_in_float32():
     maps = np.random.default_rng(3).uniform(size=(2, 24, 20, 5)).astype(np.float32)
     np.testing.assert_allclose(ssim._filter_separable(maps), ssim._filter_2d(maps), atol=2e-7)

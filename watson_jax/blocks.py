@@ -288,13 +288,51 @@ def shift(img: jnp.ndarray, offset) -> jnp.ndarray:
 
     ``img`` is NHWC; sx moves along H, sy along W, each in {0..7}; (4, 4) is the identity. ``offset`` may be
     traced, so one compiled program serves every offset; values outside {0..7} are clipped into it.
+    Equivalently out[:, i, j] = img[:, clip(i + sx − 4), clip(j + sy − 4)], which is how it is evaluated.
     """
-    n, h, w, c = img.shape
-    pad = BLOCK // 2
-    padded = jnp.pad(img, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    offset = jnp.clip(jnp.asarray(offset, jnp.int32), 0, BLOCK - 1)
-    zero = jnp.zeros((), jnp.int32)
-    return jax.lax.dynamic_slice(padded, (zero, offset[0], offset[1], zero), (n, h, w, c))
+    delta = jnp.clip(jnp.asarray(offset, jnp.int32), 0, BLOCK - 1) - BLOCK // 2
+    return _shifted(img, delta)
+
+
+#: The image axes that :func:`shift` moves, in the order of the offset's entries.
+SHIFT_AXES = (1, 2)
+
+
+@jax.custom_jvp
+def _shifted(img: jnp.ndarray, delta: jnp.ndarray) -> jnp.ndarray:
+    """img moved by ``delta`` (δH, δW) with edge replication: a gather with clamped indices per axis."""
+    for axis, d in zip(SHIFT_AXES, delta):
+        img = jnp.take(img, jnp.arange(img.shape[axis]) + d, axis=axis, mode="clip")
+    return img
+
+
+def _moved(t: jnp.ndarray, d, axis: int) -> jnp.ndarray:
+    """The same map as one axis of :func:`_shifted`, t[clip(i + d)] for d in [−4, 3], written with ops whose
+    transposes are cheap: the rows that stay inside (placed into zeros and cropped: transposed, a dynamic
+    slice) plus the copies of the first and last row (4-row pads: transposed, sums of 4 rows). JAX would
+    transpose the gather into a scatter-add, which XLA's CPU backend runs several times slower."""
+    n, pad = t.shape[axis], BLOCK // 2
+    room = list(t.shape)
+    room[axis] = n + 2 * pad
+    placed = jax.lax.dynamic_update_slice_in_dim(jnp.zeros(room, t.dtype), t, pad - d, axis)
+    inside = jax.lax.slice_in_dim(placed, pad, pad + n, axis=axis)               # t[i + d], 0 outside
+    rows = jnp.arange(pad).reshape([pad if a == axis else 1 for a in range(t.ndim)])
+    first = jnp.where(rows + d < 0, jax.lax.slice_in_dim(t, 0, 1, axis=axis), 0)           # rows 0..3
+    last = jnp.where(rows + (n - pad) + d > n - 1, jax.lax.slice_in_dim(t, n - 1, n, axis=axis), 0)
+    widths = lambda before, after: [(before, after) if a == axis else (0, 0) for a in range(t.ndim)]  # noqa: E731
+    return inside + jnp.pad(first, widths(0, n - pad)) + jnp.pad(last, widths(n - pad, 0))
+
+
+def _shifted_jvp(primals, tangents):
+    img, delta = primals
+    t = tangents[0]
+    if type(t) is not SymbolicZero:   # an image that is not differentiated costs nothing
+        for axis, d in zip(SHIFT_AXES, delta):
+            t = _moved(t, d, axis)
+    return _shifted(img, delta), t
+
+
+_shifted.defjvp(_shifted_jvp, symbolic_zeros=True)
 
 
 def random_offset(key) -> jnp.ndarray:

@@ -52,7 +52,10 @@ def masking(p: dict, ref: jnp.ndarray, change: jnp.ndarray, log_ratio: jnp.ndarr
     log_ref = jnp.log(abs_(ref) + EPS)
     # Powers of positive numbers written as exp(b·log a): the same values to a few ulp, and XLA's CPU
     # code for ** is several times slower.
-    t_l, contrast = jnp.exp(log_t_l), jnp.exp(w * log_ref + (1 - w) * log_t_l)
+    # t_L = T · (DC / L̄)^α as the product of a per-frequency and a per-block factor: one exp per coefficient
+    # fewer than exp(log t_L).
+    t_l = jnp.exp(p["t_tild"]) * jnp.exp(p["alpha"] * log_ratio)
+    contrast = jnp.exp(w * log_ref + (1 - w) * log_t_l)
     s = smoothmax(t_l, contrast)
     ratio = change / s
     log_err = jnp.log(abs_(ratio) + EPS)
