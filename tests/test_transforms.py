@@ -122,33 +122,42 @@ def test_joint_transforms_equal_the_transforms_of_each_image_and_agree_exactly_f
         blocks.block_dcts([a, b], YCBCR_MATRIX, offsets=(YCBCR_OFFSET,))
 
 
+GREY_MIX = ((1.0,),)
+
+
 @pytest.mark.parametrize("transform", ["dct", "dft"])
-def test_joint_transform_derivatives_per_image(transform):
-    """Reverse and forward mode through block_dcts / block_dfts, differentiating one image or both, with
-    per-image offsets and batch sizes, against the same maps written as plain matrix products (float64)."""
+@pytest.mark.parametrize("channels, shift", [(3, None), (3, (1, 6)), (1, (6, 0))])
+def test_joint_transform_values_and_derivatives_per_image(transform, channels, shift):
+    """Values, reverse and forward mode of block_dcts / block_dfts, differentiating one image or both, with
+    per-image offsets and batch sizes and a shift (applied before stacking for several planes, after for
+    one), against the same maps written as numpy-indexed shifts and plain matrix products (float64)."""
     rng = np.random.default_rng(13)
+    mix, offsets = (YCBCR_MATRIX, (YCBCR_OFFSET, None)) if channels == 3 else (GREY_MIX, (None, (0.5,)))
     if transform == "dct":
         a = blocks.dct_matrix().astype(np.float64)
         kernels = [np.einsum("uh,vw->uvhw", a, a)]
-        joint = lambda imgs, offs: [(c,) for c in blocks.block_dcts(imgs, YCBCR_MATRIX, offsets=offs)]  # noqa: E731
+        joint = lambda imgs: [(c,) for c in blocks.block_dcts(imgs, mix, offsets=offsets, shift=shift)]  # noqa: E731
     else:
         kernels = list(blocks.dft_matrices())
-        joint = lambda imgs, offs: blocks.block_dfts(imgs, YCBCR_MATRIX, offsets=offs)  # noqa: E731
+        joint = lambda imgs: blocks.block_dfts(imgs, mix, offsets=offsets, shift=shift)  # noqa: E731
 
     def plain(img, off):
-        planes = blocks.block_planes(img, YCBCR_MATRIX, off)
+        if shift is not None:
+            rows, cols = numpy_shift_sources(img.shape[1], img.shape[2], shift)
+            img = img[:, rows, cols]
+        planes = blocks.block_planes(img, mix, off)
         return tuple(jnp.einsum("...hw,uvhw->...uv", planes, k) for k in kernels)
 
     with jax.enable_x64(True):
-        a_img, b_img = jnp.asarray(rng.uniform(size=(2, 8, 16, 3))), jnp.asarray(rng.uniform(size=(3, 8, 16, 3)))
-        offsets = (YCBCR_OFFSET, None)
-        weights = [jnp.asarray(rng.normal(size=(n, 2, 3, 8, 8 if transform == "dct" else 5))) for n in (2, 3)]
+        a_img, b_img = (jnp.asarray(rng.uniform(size=(n, 8, 16, channels))) for n in (2, 3))
+        weights = [jnp.asarray(rng.normal(size=(n, 2, len(mix), 8, 8 if transform == "dct" else 5))) for n in (2, 3)]
 
         def objective(transform_pairs):
             return lambda a, b: sum(jnp.sum(jnp.sin(c) * w) for parts, w in zip(transform_pairs(a, b), weights)
                                     for c in parts)
-        via_joint = objective(lambda a, b: joint([a, b], offsets))
+        via_joint = objective(lambda a, b: joint([a, b]))
         via_plain = objective(lambda a, b: [plain(a, offsets[0]), plain(b, offsets[1])])
+        np.testing.assert_allclose(via_joint(a_img, b_img), via_plain(a_img, b_img), rtol=1e-12)
         for argnums in [(0,), (1,), (0, 1)]:                   # one image differentiated, or both
             for got, want in zip(jax.grad(via_joint, argnums)(a_img, b_img), jax.grad(via_plain, argnums)(a_img, b_img)):
                 np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -183,13 +183,13 @@ class Loss:
         if needs_key:
             check_key(key)
             shift_key, dropout_key = jax.random.split(key)
+        offset = None
         if metric.random_shift and not spatial and (shift is not None or not c.deterministic):
             offset = blocks.random_offset(shift_key) if shift is None else shift
-            x, y = blocks.shift(x, offset), blocks.shift(y, offset)
 
         backbone = jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, dtype)), self.frozen)
         options = dict(luminance=c.luminance, tuning=tuning, key=dropout_key, constants=self.constants,
-                       backbone=backbone)
+                       backbone=backbone, shift=offset)
         # 'default' leaves the precision to the caller's own setting or the backend's default.
         precision = jax.default_matmul_precision("highest") if c.precision == "highest" else contextlib.nullcontext()
         with precision:

@@ -44,8 +44,9 @@ class Metric:
       aliases: other accepted names (the reference's).
       init_params: (colorspace ('rgb' | 'grey'), image_size) → initial parameter pytree (numpy float32).
       distance: (params, x, y, **options) → (N,), x and y NHWC, already colour-checked. The options are
-        ``luminance``, ``tuning``, ``key``, ``constants`` (the loss's static arrays, e.g. a lookup table)
-        and ``backbone`` (its frozen feature-extractor parameters); each loss takes the ones it needs.
+        ``luminance``, ``tuning``, ``key``, ``constants`` (the loss's static arrays, e.g. a lookup table),
+        ``backbone`` (its frozen feature-extractor parameters) and ``shift`` (the shift offset of the
+        images, or None, for the losses with ``random_shift``); each loss takes the ones it needs.
       elementwise: the same signature → the per-element terms whose sum is the distance, NHWC, for
         losses that have them (the reference's 'none' output of L1, L2 and Adaptive).
       distance_map: the same signature → (N, H, W), where the images differ: a map whose sum over an
@@ -55,7 +56,8 @@ class Metric:
       backbone: the ImageNet feature extractor a Deeploss loss needs (converted from torchvision).
       sized: the parameters depend on the image size (built for one ``image_size``).
       blocks: H and W must be multiples of 8.
-      random_shift: deterministic=False applies the random 8-pixel shift (needs a key).
+      random_shift: deterministic=False applies the random 8-pixel shift (needs a key); the loss applies it
+        itself, given the ``shift`` option.
       tuning_dropout: tuning mode draws a dropout mask (needs a key).
     """
 
@@ -90,7 +92,7 @@ def _pixel(name: str, elementwise, distance) -> Metric:
 
 
 def _watson(name: str, alias: str, transform: str, **flags) -> Metric:
-    options = ("luminance", "tuning", "key")
+    options = ("luminance", "tuning", "key", "shift")
     return Metric(name, aliases=(alias,), init_params=_fixed_size(functools.partial(watson.init_params, transform)),
                   distance=_taking(watson.distance, *options, transform=transform),
                   distance_map=_taking(watson.distance_map, "luminance", transform=transform),

@@ -121,17 +121,19 @@ def _amplitude_params(p: dict) -> dict:
     return {name: p[name] for name in ("t_tild", "alpha", "w_tild", "beta")}
 
 
-def _dct_arguments(p: dict, x, y, *, luminance: str) -> tuple:
-    """The arguments of :func:`.distances.dct_distances` for images x, y. The DCT is linear, so the change of
-    each coefficient is the DCT of x − y, computed directly: exactly 0 where the images agree, and accurate
-    where they barely differ."""
+def _dct_arguments(p: dict, x, y, *, luminance: str, shift=None) -> tuple:
+    """The arguments of :func:`.distances.dct_distances` for images x, y (both shifted by ``shift`` if
+    given). The DCT is linear, so the change of each coefficient is the DCT of x − y, computed directly:
+    exactly 0 where the images agree, and accurate where they barely differ."""
     mix, offset = _planes(x.shape[-1])
-    target, change = blocks.block_dcts([y, x - y], mix, offsets=(offset, None))   # no offset in a difference
+    target, change = blocks.block_dcts([y, x - y], mix, offsets=(offset, None),   # no offset in a difference
+                                       shift=shift)
     return _amplitude_params(p), target, change, log_luminance_ratio(target[..., 0, 0], luminance)
 
 
-def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=None) -> tuple:
-    """The arguments of :func:`.distances.dft_distances` for images x, y.
+def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=None, shift=None) -> tuple:
+    """The arguments of :func:`.distances.dft_distances` for images x, y (both shifted by ``shift`` if
+    given).
 
     The block DFTs of x and y are evaluated together (:func:`watson_jax.blocks.block_dfts`), so the
     coefficients agree exactly where the images do: x == y gives the reference's value and a gradient of
@@ -139,7 +141,7 @@ def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=N
     of a real coefficient near 0 decides its phase).
     """
     mix, offset = _planes(x.shape[-1])
-    inp, target = blocks.block_dfts([x, y], mix, offsets=(offset, offset))
+    inp, target = blocks.block_dfts([x, y], mix, offsets=(offset, offset), shift=shift)
     dc = amplitude(target[0][..., 0, 0], target[1][..., 0, 0])
     shape, dtype = target[0].shape, target[0].dtype
     if tuning:
@@ -152,25 +154,27 @@ def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=N
 
 
 def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, luminance: str = "image",
-             tuning: bool = False, key=None) -> jnp.ndarray:
+             tuning: bool = False, key=None, shift=None) -> jnp.ndarray:
     """Watson distance of each image pair, (N,): per channel the Minkowski pool of the per-coefficient
     terms (plus the phase terms for the DFT), channels weighted by softmax(w_tild).
 
     Args:
       params: parameters as returned by :func:`init_params` (or pretrained), cast to x's dtype.
       x, y: input and target (the masking reference), NHWC with 1 (grey) or 3 (RGB) channels, H and W
-        multiples of 8, already shifted if a random shift applies.
+        multiples of 8.
       transform: 'dct' or 'dft'.
       luminance: 'image' (L̄ per image) or 'batch' (L̄ over the whole batch, as the reference).
       tuning: phase of the real DFT bins active and dropout on (DFT only); needs ``key``.
       key: PRNG key for the dropout.
+      shift: the shift offset (sx, sy) of both images (:func:`watson_jax.blocks.shift`), applied while
+        cutting them into blocks; None for none.
     """
     p = channel_params(params)
     if transform == "dft":
         per_channel = distances.dft_distances(
-            *_dft_arguments(p, x, y, luminance=luminance, tuning=tuning, key=key))
+            *_dft_arguments(p, x, y, luminance=luminance, tuning=tuning, key=key, shift=shift))
     else:
-        per_channel = distances.dct_distances(*_dct_arguments(p, x, y, luminance=luminance))
+        per_channel = distances.dct_distances(*_dct_arguments(p, x, y, luminance=luminance, shift=shift))
     return jnp.sum(per_channel * p["weight"], axis=1)
 
 
