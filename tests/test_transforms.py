@@ -120,17 +120,20 @@ def test_joint_transforms_equal_the_transforms_of_each_image_and_agree_exactly_f
     assert np.array_equal(re_a, re_c) and np.array_equal(im_a, im_c)
     with pytest.raises(ValueError, match="one per image"):
         blocks.block_dcts([a, b], YCBCR_MATRIX, offsets=(YCBCR_OFFSET,))
+    with pytest.raises(TypeError, match="integers"):
+        blocks.block_dfts([a, b], YCBCR_MATRIX, shift=(1.5, 2.0))
 
 
 GREY_MIX = ((1.0,),)
 
 
 @pytest.mark.parametrize("transform", ["dct", "dft"])
-@pytest.mark.parametrize("channels, shift", [(3, (1, 6)), (1, (6, 0))])
+@pytest.mark.parametrize("channels, shift", [(3, (1, 6)), (1, (6, 0)), (1, None)])
 def test_joint_transform_values_and_derivatives_per_image(transform, channels, shift):
     """Values, reverse and forward mode of block_dcts / block_dfts, differentiating one image or both, with
-    per-image offsets and batch sizes and a shift (applied before stacking for several planes, after for
-    one), against the same maps written as numpy-indexed shifts and plain matrix products (float64)."""
+    per-image offsets and batch sizes, with a shift (applied before stacking for several planes, after for
+    one) or none, against the same maps written as numpy-indexed shifts and plain matrix products
+    (float64)."""
     rng = np.random.default_rng(13)
     mix, offsets = (YCBCR_MATRIX, (YCBCR_OFFSET, None)) if channels == 3 else (GREY_MIX, (None, (0.5,)))
     if transform == "dct":
@@ -161,9 +164,9 @@ def test_joint_transform_values_and_derivatives_per_image(transform, channels, s
         for argnums in [(0,), (1,), (0, 1)]:                   # one image differentiated, or both
             for got, want in zip(jax.grad(via_joint, argnums)(a_img, b_img), jax.grad(via_plain, argnums)(a_img, b_img)):
                 np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-        t = jnp.asarray(rng.normal(size=a_img.shape))
-        got = jax.jvp(lambda a: via_joint(a, b_img), (a_img,), (t,))[1]
-        want = jax.jvp(lambda a: via_plain(a, b_img), (a_img,), (t,))[1]
+        tangents = tuple(jnp.asarray(rng.normal(size=img.shape)) for img in (a_img, b_img))
+        got = jax.jvp(via_joint, (a_img, b_img), tangents)[1]
+        want = jax.jvp(via_plain, (a_img, b_img), tangents)[1]
         np.testing.assert_allclose(got, want, rtol=1e-10)
 
 

@@ -110,7 +110,7 @@ def check_min_size(h: int, w: int, min_size: int, loss_name: str) -> None:
 
 def check_shift(shift) -> None:
     """An explicit shift offset must be two integers in {0..7}; traced values are checked for shape only
-    (and clipped to that range by :func:`watson_jax.blocks.shift`)."""
+    (and clipped to that range where the shift is applied, as :func:`watson_jax.blocks.shift` does)."""
     message = f"shift must be a pair (sx, sy) of integers in 0..{BLOCK_SIZE - 1}"
     shape = (len(shift),) if isinstance(shift, (tuple, list)) else tuple(getattr(shift, "shape", ()))
     if shape != (2,):
