@@ -239,12 +239,13 @@ def _joint_transform(transform: str, mix: tuple, offsets: tuple) -> Callable:
 
     def _jvp(primals, tangents):
         shift, *images = primals
+        delta = None if shift is None else _delta(shift)
 
         def tangent(t, coefficients):
             if type(t) is SymbolicZero:   # not differentiated: no work in either mode
                 return tuple(SymbolicZero(jax.typeof(c).to_tangent_aval()) for c in coefficients)
-            if shift is not None:
-                t = _shift_tangent(t, _delta(shift))
+            if delta is not None:
+                t = _shift_tangent(t, delta)
             planes = block_planes(t, mix)   # the offsets are constant
             return tuple(_per_block(kernel, planes) for kernel in kernels)
         out = transforms(shift, *images)
@@ -259,9 +260,10 @@ def _joint(transform: str, images: Sequence[jnp.ndarray], mix, offsets, shift) -
     if len(offsets) != len(images):
         raise ValueError(f"got {len(offsets)} offsets for {len(images)} images; give one per image (or None)")
     if shift is not None:
-        if not jnp.issubdtype(jnp.asarray(shift).dtype, jnp.integer):
-            raise TypeError(f"shift must be a pair (sx, sy) of integers in 0..{BLOCK - 1}, got {shift!r}")
-        shift = jnp.asarray(shift, jnp.int32)
+        given, shift = shift, jnp.asarray(shift)
+        if not jnp.issubdtype(shift.dtype, jnp.integer):
+            raise TypeError(f"shift must be a pair (sx, sy) of integers in 0..{BLOCK - 1}, got {given!r}")
+        shift = shift.astype(jnp.int32)
     return _joint_transform(transform, _as_tuples(mix), offsets)(shift, *images)
 
 
