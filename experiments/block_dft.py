@@ -45,13 +45,17 @@ from watson_jax import LossProvider, blocks  # noqa: E402
 def block_dft_matmul(tiles: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The block DFT as matrix products (not offered by the library: no exact zeros, see the module docstring)."""
     hi = jax.lax.Precision.HIGHEST
-    return tuple(jnp.einsum("...hw,uvhw->...uv", tiles, jnp.asarray(k, tiles.dtype), precision=hi)
-                 for k in blocks.dft_matrices())
+    return tuple(
+        jnp.einsum("...hw,uvhw->...uv", tiles, jnp.asarray(k, tiles.dtype), precision=hi)
+        for k in blocks.dft_matrices()
+    )
 
 
 #: The library's implementations, and the matrix product, which main() makes selectable for this run.
 SELECTABLE = tuple(blocks.DFT_IMPLEMENTATIONS)
-IMPLEMENTATIONS = {name: functools.partial(blocks.block_dft, implementation=name) for name in (*SELECTABLE, "matmul")}
+IMPLEMENTATIONS = {
+    name: functools.partial(blocks.block_dft, implementation=name) for name in (*SELECTABLE, "matmul")
+}
 
 
 def interleaved_seconds(calls: dict, repeats: int, number: int) -> dict[str, tuple[float, float]]:
@@ -83,13 +87,17 @@ def float64_error(impl) -> float:
 def exact_zeros(impl) -> bool:
     """Whether float32 blocks constant along H or along W give exactly zero coefficients where rfft2 does."""
     rng = np.random.default_rng(1)
-    cols = np.broadcast_to(rng.uniform(size=(1, 8)), (8, 8)).astype(np.float32)   # constant along H
-    rows = np.broadcast_to(rng.uniform(size=(8, 1)), (8, 8)).astype(np.float32)   # constant along W
+    cols = np.broadcast_to(rng.uniform(size=(1, 8)), (8, 8)).astype(np.float32)  # constant along H
+    rows = np.broadcast_to(rng.uniform(size=(8, 1)), (8, 8)).astype(np.float32)  # constant along W
     f = jax.jit(impl)
     re_c, im_c = (np.asarray(a) for a in f(jnp.asarray(cols)))
     re_r, im_r = (np.asarray(a) for a in f(jnp.asarray(rows)))
-    return bool(np.all(re_c[1:] == 0) and np.all(im_c[1:] == 0) and np.all(re_r[:, 1:] == 0)
-                and np.all(im_r[:, 1:] == 0))
+    return bool(
+        np.all(re_c[1:] == 0)
+        and np.all(im_c[1:] == 0)
+        and np.all(re_r[:, 1:] == 0)
+        and np.all(im_r[:, 1:] == 0)
+    )
 
 
 def measure(batch: int, repeats: int, number: int) -> list[dict]:
@@ -105,41 +113,69 @@ def measure(batch: int, repeats: int, number: int) -> list[dict]:
         transform = jax.jit(impl)
         # A fresh jit per implementation, compiled while the library evaluates the block DFT by it.
         with mock.patch.object(blocks, "dft_override", name):
-            step = jax.jit(lambda loss, x, y, key: jax.value_and_grad(lambda x_: loss(x_, y, key))(x)
-                           ).lower(loss, x, y, key).compile()
+            step = (
+                jax.jit(lambda loss, x, y, key: jax.value_and_grad(lambda x_: loss(x_, y, key))(x))
+                .lower(loss, x, y, key)
+                .compile()
+            )
         calls[(name, "transform")] = lambda transform=transform: transform(images)
         calls[(name, "grad_step")] = lambda step=step: step(loss, x, y, key)
     times = interleaved_seconds(calls, repeats, number)
-    return [{"batch": batch, "implementation": name,
-             **{f"{what}_ms": tuple(1e3 * t for t in times[(name, what)]) for what in ("transform", "grad_step")}}
-            for name in IMPLEMENTATIONS]
+    return [
+        {
+            "batch": batch,
+            "implementation": name,
+            **{
+                f"{what}_ms": tuple(1e3 * t for t in times[(name, what)])
+                for what in ("transform", "grad_step")
+            },
+        }
+        for name in IMPLEMENTATIONS
+    ]
 
 
 def to_markdown(rows: list[dict], exactness: dict, header: list[str]) -> str:
-    lines = [*header, "",
-             "| batch | implementation | block DFT ms (median / min) | Watson-DFT RGB value+grad ms (median / min) "
-             "| float64 max error | "
-             "exact zeros (float32) | selectable |",
-             "|---:|---|---:|---:|---:|---|---|"]
+    lines = [
+        *header,
+        "",
+        "| batch | implementation | block DFT ms (median / min) | Watson-DFT RGB value+grad ms (median / min) "
+        "| float64 max error | "
+        "exact zeros (float32) | selectable |",
+        "|---:|---|---:|---:|---:|---|---|",
+    ]
     for r in rows:
         err, zeros = exactness[r["implementation"]]
         selectable = "yes" if r["implementation"] in SELECTABLE else "no"
         ms = lambda t: f"{t[0]:.2f} / {t[1]:.2f}"  # noqa: E731
-        lines.append(f"| {r['batch']} | {r['implementation']} | {ms(r['transform_ms'])} | {ms(r['grad_step_ms'])} "
-                     f"| {err:.1e} | {'yes' if zeros else 'no'} | {selectable} |")
-    lines += ["", f"In use on this backend: `{blocks.dft_implementation()}` "
-              f"(`watson_jax.blocks.DFT_BY_BACKEND`, override with `${blocks.DFT_ENV_VAR}`)."]
+        lines.append(
+            f"| {r['batch']} | {r['implementation']} | {ms(r['transform_ms'])} | {ms(r['grad_step_ms'])} "
+            f"| {err:.1e} | {'yes' if zeros else 'no'} | {selectable} |"
+        )
+    lines += [
+        "",
+        f"In use on this backend: `{blocks.dft_implementation()}` "
+        f"(`watson_jax.blocks.DFT_BY_BACKEND`, override with `${blocks.DFT_ENV_VAR}`).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     backend = jax.default_backend()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, nargs="+", default=[128, 32] if backend == "cpu" else [128],
-                        help="batch sizes (default 128, and 32 on a CPU)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        default=[128, 32] if backend == "cpu" else [128],
+        help="batch sizes (default 128, and 32 on a CPU)",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats (median and min), default 7")
-    parser.add_argument("--number", type=int, default=None,
-                        help="calls per repeat (default 3 on a CPU, 50 elsewhere)")
+    parser.add_argument(
+        "--number",
+        type=int,
+        default=None,
+        help="calls per repeat (default 3 on a CPU, 50 elsewhere)",
+    )
     parser.add_argument("--out", type=Path, default=runtime.DEFAULT_OUT, help="folder for the markdown table")
     args = parser.parse_args(argv)
     number = args.number or (3 if backend == "cpu" else 50)
@@ -149,10 +185,13 @@ def main(argv=None) -> int:
         rows = [row for batch in args.batch for row in measure(batch, args.repeats, number)]
     device = jax.devices()[0]
     date = datetime.date.today().isoformat()
-    header = [f"# Block DFT on {backend} ({device.device_kind}), {date}", "",
-              *runtime.describe_machine({"backend": backend, "device": device.device_kind}),
-              f"- timing: {args.repeats} repeats × {number} calls, the implementations taking turns, after a warm-up "
-              f"call each; images 64×64; load average (1 min) {os.getloadavg()[0]:.1f} at the end"]
+    header = [
+        f"# Block DFT on {backend} ({device.device_kind}), {date}",
+        "",
+        *runtime.describe_machine({"backend": backend, "device": device.device_kind}),
+        f"- timing: {args.repeats} repeats × {number} calls, the implementations taking turns, after a warm-up "
+        f"call each; images 64×64; load average (1 min) {os.getloadavg()[0]:.1f} at the end",
+    ]
     text = to_markdown(rows, exactness, header)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

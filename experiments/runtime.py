@@ -62,17 +62,33 @@ RESULT_PREFIX = "RESULT "
 DISTURBED_CORES = 0.25
 
 #: SPEC §12: the original implementation on one NVIDIA H200, batch 128: ms/step and peak MiB.
-ORIGINAL_H200_RGB = {"L1": (0.34, 30), "L2": (0.29, 24), "SSIM": (1.57, 114), "Watson-DCT": (12.7, 82),
-                     "Watson-DFT": (15.1, 107), "Adaptive": (6.38, 126), "Deeploss-VGG": (12.8, 2213),
-                     "Deeploss-Squeeze": (12.3, 549)}
-ORIGINAL_H200_GREY_MS = {"L1": 0.39, "L2": 0.38, "SSIM": 2.12, "Watson-DCT": 4.36, "Watson-DFT": 4.98,
-                         "Adaptive": 6.63, "Deeploss-VGG": 12.8, "Deeploss-Squeeze": 13.2}
+ORIGINAL_H200_RGB = {
+    "L1": (0.34, 30),
+    "L2": (0.29, 24),
+    "SSIM": (1.57, 114),
+    "Watson-DCT": (12.7, 82),
+    "Watson-DFT": (15.1, 107),
+    "Adaptive": (6.38, 126),
+    "Deeploss-VGG": (12.8, 2213),
+    "Deeploss-Squeeze": (12.3, 549),
+}
+ORIGINAL_H200_GREY_MS = {
+    "L1": 0.39,
+    "L2": 0.38,
+    "SSIM": 2.12,
+    "Watson-DCT": 4.36,
+    "Watson-DFT": 4.98,
+    "Adaptive": 6.63,
+    "Deeploss-VGG": 12.8,
+    "Deeploss-Squeeze": 13.2,
+}
 #: The original's Deeploss-VGG with TF32 disabled (issue #6), RGB, ms/step.
 ORIGINAL_H200_FLOAT32_MS = {"Deeploss-VGG": 39.7}
 COLORSPACES = {"rgb": "RGB", "grey": "grey"}
 
 
 # -- the machine -------------------------------------------------------------------------------------
+
 
 def cpu_model() -> str:
     try:
@@ -113,6 +129,7 @@ def shown(path) -> str:
 
 # -- the data ----------------------------------------------------------------------------------------
 
+
 def load_images(data: Path, n: int) -> tuple[np.ndarray, str]:
     """(n, 64, 64, 3) float32 in [0, 1] and a description of where they came from.
 
@@ -152,6 +169,7 @@ def to_grey(images: np.ndarray) -> np.ndarray:
 
 # -- memory of a worker process ---------------------------------------------------------------------
 
+
 def rss_mib() -> float:
     """Current resident set size of this process, MiB."""
     try:
@@ -185,7 +203,7 @@ def cpu_ticks() -> tuple[int, int]:
             ticks = [int(t) for t in f.readline().split()[1:]]
     except OSError:
         return 0, 0
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)   # minus idle and iowait
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # minus idle and iowait
 
 
 def cpu_busy(interval: float = 1.0) -> float:
@@ -206,6 +224,7 @@ def wait_until_idle(max_wait: float, threshold: float = 0.25) -> float:
 
 # -- the workers (each runs in its own process and prints one RESULT line) ---------------------------
 
+
 def timed_runs(run, job: dict, max_runs: int = 200) -> list[float]:
     """Seconds of each of ``job['repeats']`` calls run(r), or more until ``job['min_time']`` seconds have
     passed: many short runs make the median robust to bursts of load from other processes."""
@@ -225,9 +244,16 @@ def worker_setup(job: dict) -> dict:
 
     from watson_jax import registry, weights
 
-    info = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
-            "device_count": jax.device_count(), "jax_losses": registry.available_names(), "torch_losses": [],
-            "notes": [], "random_backbones": [], "deep_losses": []}
+    info = {
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        "device_count": jax.device_count(),
+        "jax_losses": registry.available_names(),
+        "torch_losses": [],
+        "notes": [],
+        "random_backbones": [],
+        "deep_losses": [],
+    }
     try:
         import torch
 
@@ -240,10 +266,11 @@ def worker_setup(job: dict) -> dict:
             info["torch_device"] = "cpu"
     except ImportError as err:
         info["notes"].append(f"PyTorch side unavailable ({err})")
+
     def canonical(name: str) -> str:
         try:
             return registry.lookup(name).name
-        except NotImplementedError:   # a name an older registry reserves for a later version
+        except NotImplementedError:  # a name an older registry reserves for a later version
             return name
 
     on_a_side = [m.name for m in registry.METRICS if m.name in info["jax_losses"] + info["torch_losses"]]
@@ -284,10 +311,15 @@ def worker_setup(job: dict) -> dict:
         info["deep_losses"].append(name)
         if name in info["losses"] and not (dest / backbone.filename).exists():
             rng = np.random.default_rng(0)
-            params = {layer: {"kernel": rng.normal(0, np.sqrt(2 / np.prod(p["kernel"].shape[:3])),
-                                                   p["kernel"].shape).astype(np.float32),
-                              "bias": np.zeros(p["bias"].shape, np.float32)}
-                      for layer, p in backbone.template().items()}
+            params = {
+                layer: {
+                    "kernel": rng.normal(
+                        0, np.sqrt(2 / np.prod(p["kernel"].shape[:3])), p["kernel"].shape
+                    ).astype(np.float32),
+                    "bias": np.zeros(p["bias"].shape, np.float32),
+                }
+                for layer, p in backbone.template().items()
+            }
             weights.save_params(dest / backbone.filename, params, source="random (experiments/runtime.py)")
             info["random_backbones"].append(name)
     return info
@@ -302,7 +334,10 @@ def build_loss(provider, job: dict, image_shape: tuple[int, ...]) -> tuple[objec
     from watson_jax.errors import MissingWeightsError
 
     n, h, w, c = image_shape
-    options = {"weights_dir": job["weights_dir"], "image_size": (c, h, w) if job["loss"] == "Adaptive" else None}
+    options = {
+        "weights_dir": job["weights_dir"],
+        "image_size": (c, h, w) if job["loss"] == "Adaptive" else None,
+    }
     if "precision" in inspect.signature(provider.get_loss_function).parameters:
         options["precision"] = "highest" if job["precision"] == "float32" else "default"
     try:
@@ -339,12 +374,18 @@ def worker_jax(job: dict) -> dict:
     with jax.default_matmul_precision(precision):
         compiled = jax.jit(run).lower(loss, x, p0, jax.random.key(0)).compile()
     compile_s = time.perf_counter() - start
-    _, values = jax.block_until_ready(compiled(loss, x, p0, jax.random.key(0)))   # warm-up
+    _, values = jax.block_until_ready(compiled(loss, x, p0, jax.random.key(0)))  # warm-up
     rss_reset = reset_peak_rss()
     times = timed_runs(lambda r: jax.block_until_ready(compiled(loss, x, p0, jax.random.key(r + 1))), job)
-    result = {"ms_per_step": 1e3 * statistics.median(times) / steps, "times_s": times, "idle_mib": idle,
-              "pretrained": pretrained, "loss_first": float(values[0]), "loss_last": float(values[-1]),
-              "compile_s": compile_s}
+    result = {
+        "ms_per_step": 1e3 * statistics.median(times) / steps,
+        "times_s": times,
+        "idle_mib": idle,
+        "pretrained": pretrained,
+        "loss_first": float(values[0]),
+        "loss_last": float(values[-1]),
+        "compile_s": compile_s,
+    }
     stats = jax.devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
     if stats and "peak_bytes_in_use" in stats:
         result.update(peak_mib=stats["peak_bytes_in_use"] / 2**20, memory="device")
@@ -358,7 +399,7 @@ def _torch_float32(torch) -> None:
     try:
         torch.backends.cudnn.conv.fp32_precision = "ieee"
         torch.backends.cuda.matmul.fp32_precision = "ieee"
-    except AttributeError:   # PyTorch < 2.9
+    except AttributeError:  # PyTorch < 2.9
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -377,7 +418,7 @@ def worker_torch(job: dict) -> dict:
     idle = rss_mib()
     x_np, p0_np = np.load(job["images"]), np.load(job["p0"])
     loss, pretrained = build_loss(LossProvider(), job, x_np.shape)
-    loss = loss.to(device).requires_grad_(False)   # only p is optimised, as on the JAX side
+    loss = loss.to(device).requires_grad_(False)  # only p is optimised, as on the JAX side
     nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(device)  # noqa: E731
     x, p0 = nchw(x_np), nchw(p0_np)
     p = p0.clone().requires_grad_(True)
@@ -399,14 +440,20 @@ def worker_torch(job: dict) -> dict:
             torch.cuda.synchronize()
         return values
 
-    values = run()   # warm-up
+    values = run()  # warm-up
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     rss_reset = reset_peak_rss()
     times = timed_runs(lambda r: run(), job)
-    result = {"ms_per_step": 1e3 * statistics.median(times) / job["steps"], "times_s": times, "idle_mib": idle,
-              "pretrained": pretrained, "loss_first": float(values[0]), "loss_last": float(values[-1]),
-              "threads": torch.get_num_threads()}
+    result = {
+        "ms_per_step": 1e3 * statistics.median(times) / job["steps"],
+        "times_s": times,
+        "idle_mib": idle,
+        "pretrained": pretrained,
+        "loss_first": float(values[0]),
+        "loss_last": float(values[-1]),
+        "threads": torch.get_num_threads(),
+    }
     if cuda:
         result.update(peak_mib=torch.cuda.max_memory_allocated() / 2**20, memory="device")
     else:
@@ -425,22 +472,34 @@ def worker_main(kind: str, job_json: str) -> int:
 
 # -- running the workers ------------------------------------------------------------------------------
 
+
 def run_worker(kind: str, job: dict, env: dict, timeout: float) -> dict:
     """Run one worker process; its RESULT line as a dict, or {'error': ...}. Adds 'others_cores': how many
     cores other processes kept busy meanwhile (machine CPU time minus the worker's own, per second)."""
     import resource
 
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--job", json.dumps(job)]
-    own = lambda: sum(getattr(resource.getrusage(resource.RUSAGE_CHILDREN), f) for f in ("ru_utime", "ru_stime"))  # noqa: E731
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--job",
+        json.dumps(job),
+    ]
+    own = lambda: sum(
+        getattr(resource.getrusage(resource.RUSAGE_CHILDREN), f) for f in ("ru_utime", "ru_stime")
+    )  # noqa: E731
     busy0, own0, start = cpu_ticks()[0], own(), time.monotonic()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
-    others = ((cpu_ticks()[0] - busy0) / os.sysconf("SC_CLK_TCK") - (own() - own0)) / (time.monotonic() - start)
+    others = ((cpu_ticks()[0] - busy0) / os.sysconf("SC_CLK_TCK") - (own() - own0)) / (
+        time.monotonic() - start
+    )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return dict(json.loads(line[len(RESULT_PREFIX):]), others_cores=max(others, 0.0))
+            return dict(json.loads(line[len(RESULT_PREFIX) :]), others_cores=max(others, 0.0))
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return {"error": f"exit {proc.returncode}: {tail[:300]}"}
 
@@ -457,8 +516,10 @@ class Progress:
             return
         filled = self.width * self.done // max(self.total, 1)
         elapsed = int(time.monotonic() - self.start)
-        line = (f"[{'#' * filled}{'-' * (self.width - filled)}] {self.done}/{self.total} {label}, "
-                f"{elapsed // 60}m{elapsed % 60:02d}s")
+        line = (
+            f"[{'#' * filled}{'-' * (self.width - filled)}] {self.done}/{self.total} {label}, "
+            f"{elapsed // 60}m{elapsed % 60:02d}s"
+        )
         sys.stderr.write("\r" + line.ljust(100)[:100])
         sys.stderr.flush()
 
@@ -473,6 +534,7 @@ class Progress:
 
 
 # -- the report ----------------------------------------------------------------------------------------
+
 
 def label(row: dict) -> str:
     name = row["loss"]
@@ -499,10 +561,14 @@ def memory_cell(side: dict) -> str:
 
 def memory_meaning(backend: str) -> str:
     if backend == "cpu":
-        return ("peak resident set size of the worker process during the timed runs, MiB; in brackets its growth "
-                "over the idle process (framework imported, nothing loaded). JAX's compilation is not counted.")
-    return ("peak bytes allocated on the device, MiB: JAX `memory_stats()['peak_bytes_in_use']`, PyTorch "
-            "`torch.cuda.max_memory_allocated()` after the warm-up (a PyTorch side on the CPU reports peak RSS).")
+        return (
+            "peak resident set size of the worker process during the timed runs, MiB; in brackets its growth "
+            "over the idle process (framework imported, nothing loaded). JAX's compilation is not counted."
+        )
+    return (
+        "peak bytes allocated on the device, MiB: JAX `memory_stats()['peak_bytes_in_use']`, PyTorch "
+        "`torch.cuda.max_memory_allocated()` after the warm-up (a PyTorch side on the CPU reports peak RSS)."
+    )
 
 
 def row_notes(row: dict, info: dict) -> str:
@@ -535,25 +601,33 @@ def targets(rows: list[dict], info: dict, batch: int) -> list[str]:
                 r = by.get((name, cs, "default"))
                 if r and ms(r, "jax") and ms(r, "torch"):
                     ratio = ms(r, "torch") / ms(r, "jax")
-                    lines.append(f"- {name} {COLORSPACES[cs]}: PyTorch / JAX = {ratio:.1f}× "
-                                 f"(target ≥ 4×{note}) {'✓' if ratio >= 4 else '✗'}")
+                    lines.append(
+                        f"- {name} {COLORSPACES[cs]}: PyTorch / JAX = {ratio:.1f}× "
+                        f"(target ≥ 4×{note}) {'✓' if ratio >= 4 else '✗'}"
+                    )
         return lines
     on_h200 = "H200" in str(info.get("device")) and batch == 128
-    lines.append("Against the original implementation (SPEC §12, NVIDIA H200, batch 128)"
-                 + ("" if on_h200 else f" — for information only: this run is on {info.get('device')}, batch {batch}")
-                 + ":")
+    lines.append(
+        "Against the original implementation (SPEC §12, NVIDIA H200, batch 128)"
+        + ("" if on_h200 else f" — for information only: this run is on {info.get('device')}, batch {batch}")
+        + ":"
+    )
     for (name, cs, precision), r in by.items():
         jax_ms = ms(r, "jax")
         need = 2 if name in info.get("deep_losses", []) else 10
         if precision == "float32":
             orig_ms = ORIGINAL_H200_FLOAT32_MS.get(name) if cs == "rgb" else None
         else:
-            orig_ms = (ORIGINAL_H200_RGB.get(name, (None,))[0] if cs == "rgb" else ORIGINAL_H200_GREY_MS.get(name))
+            orig_ms = (
+                ORIGINAL_H200_RGB.get(name, (None,))[0] if cs == "rgb" else ORIGINAL_H200_GREY_MS.get(name)
+            )
         if not jax_ms or orig_ms is None:
             continue
         speedup = orig_ms / jax_ms
-        line = (f"- {label(r)} {COLORSPACES[cs]}: {jax_ms:.3g} ms/step vs {orig_ms} ms, {speedup:.1f}× faster "
-                f"(target ≥ {need}×) {'✓' if speedup >= need else '✗'}")
+        line = (
+            f"- {label(r)} {COLORSPACES[cs]}: {jax_ms:.3g} ms/step vs {orig_ms} ms, {speedup:.1f}× faster "
+            f"(target ≥ {need}×) {'✓' if speedup >= need else '✗'}"
+        )
         if cs == "rgb" and precision == "default" and r["jax"].get("memory") == "device":
             mib, orig_mib = r["jax"]["peak_mib"], ORIGINAL_H200_RGB[name][1]
             line += f"; peak {mib:.0f} MiB vs {orig_mib} MiB (target ≤) {'✓' if mib <= orig_mib else '✗'}"
@@ -564,18 +638,50 @@ def targets(rows: list[dict], info: dict, batch: int) -> list[str]:
 
 
 def write_csv(path: Path, rows: list[dict], settings: dict) -> None:
-    fields = ["loss", "colorspace", "precision", "batch", "steps", "repeats", "jax_ms_per_step",
-              "torch_ms_per_step", "torch_over_jax", "memory", "jax_peak_mib", "torch_peak_mib", "jax_idle_mib",
-              "torch_idle_mib", "jax_pretrained", "torch_pretrained", "jax_loss_first", "jax_loss_last",
-              "torch_loss_first", "torch_loss_last", "jax_compile_s", "jax_runs", "torch_runs",
-              "jax_others_cores", "torch_others_cores", "jax_rounds_ms", "torch_rounds_ms", "notes"]
+    fields = [
+        "loss",
+        "colorspace",
+        "precision",
+        "batch",
+        "steps",
+        "repeats",
+        "jax_ms_per_step",
+        "torch_ms_per_step",
+        "torch_over_jax",
+        "memory",
+        "jax_peak_mib",
+        "torch_peak_mib",
+        "jax_idle_mib",
+        "torch_idle_mib",
+        "jax_pretrained",
+        "torch_pretrained",
+        "jax_loss_first",
+        "jax_loss_last",
+        "torch_loss_first",
+        "torch_loss_last",
+        "jax_compile_s",
+        "jax_runs",
+        "torch_runs",
+        "jax_others_cores",
+        "torch_others_cores",
+        "jax_rounds_ms",
+        "torch_rounds_ms",
+        "notes",
+    ]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in rows:
-            out = {"loss": r["loss"], "colorspace": COLORSPACES[r["colorspace"]], "precision": r["precision"],
-                   "batch": settings["batch"], "steps": r["steps"], "repeats": settings["repeats"],
-                   "torch_over_jax": r.get("ratio"), "notes": r["notes"]}
+            out = {
+                "loss": r["loss"],
+                "colorspace": COLORSPACES[r["colorspace"]],
+                "precision": r["precision"],
+                "batch": settings["batch"],
+                "steps": r["steps"],
+                "repeats": settings["repeats"],
+                "torch_over_jax": r.get("ratio"),
+                "notes": r["notes"],
+            }
             for side in ("jax", "torch"):
                 s = r.get(side) or {}
                 out[f"{side}_ms_per_step"] = s.get("ms_per_step")
@@ -586,7 +692,9 @@ def write_csv(path: Path, rows: list[dict], settings: dict) -> None:
                 out[f"{side}_loss_last"] = s.get("loss_last")
                 out[f"{side}_runs"] = len(s.get("times_s", [])) or None
                 out[f"{side}_others_cores"] = s.get("others_cores")
-                out[f"{side}_rounds_ms"] = " ".join(f"{t:.4g}" for t in s.get("rounds_ms", []) if t is not None) or None
+                out[f"{side}_rounds_ms"] = (
+                    " ".join(f"{t:.4g}" for t in s.get("rounds_ms", []) if t is not None) or None
+                )
                 out["memory"] = out.get("memory") or s.get("memory")
             out["jax_compile_s"] = (r.get("jax") or {}).get("compile_s")
             writer.writerow(out)
@@ -595,32 +703,47 @@ def write_csv(path: Path, rows: list[dict], settings: dict) -> None:
 def markdown(rows: list[dict], info: dict, settings: dict, chart: str | None) -> str:
     backend = info["backend"]
     device = "CPU" if backend == "cpu" else info.get("device")
-    lines = [f"# Resource benchmark (SPEC §12) on {device}, {settings['date']}", "",
-             *describe_machine(info),
-             f"- run: `{settings['command']}`",
-             f"- task: reconstruct {settings['data']} by SGD (lr 1e-4) on p, loss D(sigmoid(p), x), reduction "
-             f"'sum', random shift on; batch {settings['batch']}; {settings['steps']} ({settings['deep_steps']} for "
-             f"the deep losses) steps per timed run, median of at least {settings['repeats']} runs (more until "
-             f"{settings['min_time']:g} s have passed) after a warm-up run; "
-             f"each side in its own process"
-             + (f"; the two sides took turns for {settings['rounds']} rounds and each reports its median round"
-                if settings["rounds"] > 1 else ""),
-             f"- JAX: one compiled program per run (`lax.scan` over the steps) on {backend}; PyTorch: eager, "
-             f"`torch.optim.SGD`, on {info.get('torch_device', '–')}"
-             + (f" with {settings['threads']} threads" if info.get("torch_device") == "cpu" else ""),
-             f"- memory: {memory_meaning(backend)}",
-             f"- load average (1 min) before / after the run: {settings['load'][0]:.1f} / {settings['load'][1]:.1f} "
-             f"on {os.cpu_count()} cores (other processes on the machine slow both sides down)"
-             + (f"; waited {settings['waited']:.0f} s in all for an idle CPU before the workers" if settings["waited"] else "")]
+    lines = [
+        f"# Resource benchmark (SPEC §12) on {device}, {settings['date']}",
+        "",
+        *describe_machine(info),
+        f"- run: `{settings['command']}`",
+        f"- task: reconstruct {settings['data']} by SGD (lr 1e-4) on p, loss D(sigmoid(p), x), reduction "
+        f"'sum', random shift on; batch {settings['batch']}; {settings['steps']} ({settings['deep_steps']} for "
+        f"the deep losses) steps per timed run, median of at least {settings['repeats']} runs (more until "
+        f"{settings['min_time']:g} s have passed) after a warm-up run; "
+        f"each side in its own process"
+        + (
+            f"; the two sides took turns for {settings['rounds']} rounds and each reports its median round"
+            if settings["rounds"] > 1
+            else ""
+        ),
+        f"- JAX: one compiled program per run (`lax.scan` over the steps) on {backend}; PyTorch: eager, "
+        f"`torch.optim.SGD`, on {info.get('torch_device', '–')}"
+        + (f" with {settings['threads']} threads" if info.get("torch_device") == "cpu" else ""),
+        f"- memory: {memory_meaning(backend)}",
+        f"- load average (1 min) before / after the run: {settings['load'][0]:.1f} / {settings['load'][1]:.1f} "
+        f"on {os.cpu_count()} cores (other processes on the machine slow both sides down)"
+        + (
+            f"; waited {settings['waited']:.0f} s in all for an idle CPU before the workers"
+            if settings["waited"]
+            else ""
+        ),
+    ]
     lines += [f"- note: {n}" for n in info.get("notes", [])]
-    lines += ["", "| loss | colour | JAX ms/step | PyTorch ms/step | PyTorch / JAX | JAX MiB | PyTorch MiB | notes |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "| loss | colour | JAX ms/step | PyTorch ms/step | PyTorch / JAX | JAX MiB | PyTorch MiB | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         j, t = r.get("jax") or {}, r.get("torch") or {}
         ratio = f"{r['ratio']:.1f}×" if r.get("ratio") else "–"
-        lines.append(f"| {label(r)} | {COLORSPACES[r['colorspace']]} | {_fmt(j.get('ms_per_step'))} | "
-                     f"{_fmt(t.get('ms_per_step')) if r.get('torch') else 'n/a'} | {ratio} | {memory_cell(j)} | "
-                     f"{memory_cell(t)} | {r['notes']} |")
+        lines.append(
+            f"| {label(r)} | {COLORSPACES[r['colorspace']]} | {_fmt(j.get('ms_per_step'))} | "
+            f"{_fmt(t.get('ms_per_step')) if r.get('torch') else 'n/a'} | {ratio} | {memory_cell(j)} | "
+            f"{memory_cell(t)} | {r['notes']} |"
+        )
     checks = targets(rows, info, settings["batch"])
     if checks:
         lines += ["", "Targets (issue #6):", "", *checks]
@@ -633,8 +756,15 @@ def draw_chart(path: Path, rows: list[dict], title: str) -> None:
     """Grouped bars of ms/step (log scale), JAX and PyTorch per loss and colour space, as a small PNG."""
     from PIL import Image, ImageDraw, ImageFont
 
-    groups = [(label(r).replace("Deeploss-", "DL-").replace(" (float32)", " f32"), COLORSPACES[r["colorspace"]],
-               (r.get("jax") or {}).get("ms_per_step"), (r.get("torch") or {}).get("ms_per_step")) for r in rows]
+    groups = [
+        (
+            label(r).replace("Deeploss-", "DL-").replace(" (float32)", " f32"),
+            COLORSPACES[r["colorspace"]],
+            (r.get("jax") or {}).get("ms_per_step"),
+            (r.get("torch") or {}).get("ms_per_step"),
+        )
+        for r in rows
+    ]
     values = [v for *_, a, b in groups for v in (a, b) if v]
     if not values:
         return
@@ -642,7 +772,7 @@ def draw_chart(path: Path, rows: list[dict], title: str) -> None:
     hi = hi * 10 if hi == lo else hi
     try:
         font = ImageFont.load_default(size=11)
-    except TypeError:   # Pillow without FreeType
+    except TypeError:  # Pillow without FreeType
         font = ImageFont.load_default()
     left, right, top, bottom, group_w, bar_w = 50, 16, 48, 44, 78, 26
     width, height = max(left + right + group_w * len(groups), 360), 340
@@ -664,7 +794,12 @@ def draw_chart(path: Path, rows: list[dict], title: str) -> None:
             if v:
                 draw.rectangle([x0 + bar_w * k, y_of(v), x0 + bar_w * (k + 1) - 2, top + plot_h], fill=colour)
         for line_no, text in enumerate((name, colour_space)):
-            draw.text((left + i * group_w + 3, top + plot_h + 5 + 13 * line_no), text[:12], fill="black", font=font)
+            draw.text(
+                (left + i * group_w + 3, top + plot_h + 5 + 13 * line_no),
+                text[:12],
+                fill="black",
+                font=font,
+            )
     draw.line([(left, top), (left, top + plot_h)], fill="black")
     draw.text((left, 6), f"{title}: ms per step, log scale (lower is faster)", fill="black", font=font)
     for k, (name, colour) in enumerate(colours.items()):
@@ -675,37 +810,80 @@ def draw_chart(path: Path, rows: list[dict], title: str) -> None:
 
 # -- the benchmark --------------------------------------------------------------------------------------
 
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="SPEC §12 resource benchmark: JAX against watson_jax.torch.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description="SPEC §12 resource benchmark: JAX against watson_jax.torch.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--losses", help="comma-separated loss names (default: every available loss)")
     p.add_argument("--colorspaces", default=None, help="comma-separated: RGB, grey (default both)")
     p.add_argument("--batch", type=int, help="images per batch (default 32 on CPU, 128 on GPU/TPU)")
     p.add_argument("--steps", type=int, help="SGD steps per timed run (default 20 on CPU, 100 on GPU/TPU)")
-    p.add_argument("--deep-steps", type=int, help="steps per run for the deep losses (default 2 on CPU, "
-                                                  "else --steps): they take seconds per step on a CPU")
-    p.add_argument("--repeats", type=int, help="timed runs; the median is reported (default 3 on CPU, else 5)")
-    p.add_argument("--min-time", type=float, help="keep repeating runs until this many seconds have passed "
-                                                   "(default 3 on CPU, 1 on GPU/TPU, 0 with --quick)")
+    p.add_argument(
+        "--deep-steps",
+        type=int,
+        help="steps per run for the deep losses (default 2 on CPU, "
+        "else --steps): they take seconds per step on a CPU",
+    )
+    p.add_argument(
+        "--repeats", type=int, help="timed runs; the median is reported (default 3 on CPU, else 5)"
+    )
+    p.add_argument(
+        "--min-time",
+        type=float,
+        help="keep repeating runs until this many seconds have passed "
+        "(default 3 on CPU, 1 on GPU/TPU, 0 with --quick)",
+    )
     p.add_argument("--sides", default="jax,torch", help="comma-separated: jax, torch (default both)")
-    p.add_argument("--precision", choices=["default", "both"], default=None,
-                   help="'both' adds a full-float32 run (JAX 'highest', PyTorch TF32 off) of the deep losses; "
-                        "default: both on GPU/TPU, default only on CPU (no TF32 there)")
-    p.add_argument("--quick", action="store_true", help="smoke run: L2 (or --losses), RGB, batch 4, 3 steps, 2 runs")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with celebA JPEGs (../shared/data)")
-    p.add_argument("--weights-dir", help="converted weights (default $WATSON_JAX_WEIGHTS or ~/.cache/watson_jax)")
-    p.add_argument("--original-weights", type=Path, default=DEFAULT_ORIGINAL_WEIGHTS,
-                   help="original .pth files to convert when converted ones are missing (../shared/original_weights)")
+    p.add_argument(
+        "--precision",
+        choices=["default", "both"],
+        default=None,
+        help="'both' adds a full-float32 run (JAX 'highest', PyTorch TF32 off) of the deep losses; "
+        "default: both on GPU/TPU, default only on CPU (no TF32 there)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: L2 (or --losses), RGB, batch 4, 3 steps, 2 runs",
+    )
+    p.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="folder with celebA JPEGs (../shared/data)"
+    )
+    p.add_argument(
+        "--weights-dir",
+        help="converted weights (default $WATSON_JAX_WEIGHTS or ~/.cache/watson_jax)",
+    )
+    p.add_argument(
+        "--original-weights",
+        type=Path,
+        default=DEFAULT_ORIGINAL_WEIGHTS,
+        help="original .pth files to convert when converted ones are missing (../shared/original_weights)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (benchmarks/results)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per worker process (900)")
-    p.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
-                   help="before each worker, wait up to SECONDS until other processes use < 25%% of the CPUs")
-    p.add_argument("--retries", type=int, default=1,
-                   help=f"run a worker again (up to this many times) if other processes kept more than "
-                        f"{DISTURBED_CORES} cores busy meanwhile (default 1)")
-    p.add_argument("--rounds", type=positive_int, default=1,
-                   help="run each loss's JAX and PyTorch workers this many times, taking turns, and report "
-                        "each side's median round (default 1)")
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before each worker, wait up to SECONDS until other processes use < 25%% of the CPUs",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help=f"run a worker again (up to this many times) if other processes kept more than "
+        f"{DISTURBED_CORES} cores busy meanwhile (default 1)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=1,
+        help="run each loss's JAX and PyTorch workers this many times, taking turns, and report "
+        "each side's median round (default 1)",
+    )
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--job", help=argparse.SUPPRESS)
@@ -733,10 +911,12 @@ def main(argv=None) -> int:
     if args.worker:
         return worker_main(args.worker, args.job)
     env = dict(os.environ)
-    if "xla_force_host_platform_device_count" in env.get("XLA_FLAGS", ""):   # set by the test suite
+    if "xla_force_host_platform_device_count" in env.get("XLA_FLAGS", ""):  # set by the test suite
         env.pop("XLA_FLAGS")
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-    requested = [n.strip() for n in args.losses.split(",")] if args.losses else (["L2"] if args.quick else None)
+    requested = (
+        [n.strip() for n in args.losses.split(",")] if args.losses else (["L2"] if args.quick else None)
+    )
     colorspaces = [c.strip() for c in (args.colorspaces or ("RGB" if args.quick else "RGB,grey")).split(",")]
     colorspaces = ["rgb" if c.lower() == "rgb" else "grey" for c in colorspaces]
 
@@ -744,10 +924,17 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="watson_jax_runtime_") as tmp:
         tmp = Path(tmp)
         (tmp / "weights").mkdir()
-        info = run_worker("setup", {"losses": requested, "weights_dir": str(tmp / "weights"),
-                                    "user_weights_dir": args.weights_dir,
-                                    "original_weights": str(args.original_weights) if args.original_weights else None},
-                          env, args.timeout)
+        info = run_worker(
+            "setup",
+            {
+                "losses": requested,
+                "weights_dir": str(tmp / "weights"),
+                "user_weights_dir": args.weights_dir,
+                "original_weights": str(args.original_weights) if args.original_weights else None,
+            },
+            env,
+            args.timeout,
+        )
         if "error" in info:
             print(f"setup failed: {info['error']}", file=sys.stderr)
             return 1
@@ -768,29 +955,47 @@ def main(argv=None) -> int:
             np.save(files[cs][0], x.astype(np.float32))
             np.save(files[cs][1], rng.normal(0, 1, x.shape).astype(np.float32))
 
-        torch_env = dict(env, JAX_PLATFORMS="cpu")   # the PyTorch worker must not start JAX on the GPU
+        torch_env = dict(env, JAX_PLATFORMS="cpu")  # the PyTorch worker must not start JAX on the GPU
         plan = []
         for name in info["losses"]:
             deep = name in info["deep_losses"]
             for cs in colorspaces:
-                for precision in (("default", "float32") if both and deep else ("default",)):
-                    row = {"loss": name, "colorspace": cs, "precision": precision,
-                           "steps": deep_steps if deep else steps,
-                           "pretrained_applies": name not in ("L1", "L2", "SSIM")}
-                    job = {"loss": name, "colorspace": COLORSPACES[cs], "precision": precision,
-                           "images": str(files[cs][0]), "p0": str(files[cs][1]), "steps": row["steps"],
-                           "repeats": repeats, "min_time": min_time, "lr": LR, "weights_dir": str(tmp / "weights"),
-                           "torch_device": info.get("torch_device", "cpu")}
+                for precision in ("default", "float32") if both and deep else ("default",):
+                    row = {
+                        "loss": name,
+                        "colorspace": cs,
+                        "precision": precision,
+                        "steps": deep_steps if deep else steps,
+                        "pretrained_applies": name not in ("L1", "L2", "SSIM"),
+                    }
+                    job = {
+                        "loss": name,
+                        "colorspace": COLORSPACES[cs],
+                        "precision": precision,
+                        "images": str(files[cs][0]),
+                        "p0": str(files[cs][1]),
+                        "steps": row["steps"],
+                        "repeats": repeats,
+                        "min_time": min_time,
+                        "lr": LR,
+                        "weights_dir": str(tmp / "weights"),
+                        "torch_device": info.get("torch_device", "cpu"),
+                    }
                     plan.append((row, job))
         # The sides of a row take turns, round after round, so that slow spells of the machine hit both.
-        tasks = [(row, job, side) for row, job in plan for _ in range(args.rounds) for side in sides
-                 if name_on_side(row["loss"], side, info)]
+        tasks = [
+            (row, job, side)
+            for row, job in plan
+            for _ in range(args.rounds)
+            for side in sides
+            if name_on_side(row["loss"], side, info)
+        ]
         progress = Progress(len(tasks), args.progress or sys.stderr.isatty())
         waited = 0.0
         for row, job, side in tasks:
             what = f"{label(row)} {COLORSPACES[row['colorspace']]} {side}"
             progress.show(what)
-            for _ in range(args.retries + 1):   # again if other processes competed for the CPUs
+            for _ in range(args.retries + 1):  # again if other processes competed for the CPUs
                 if args.wait_idle:
                     waited += wait_until_idle(args.wait_idle)
                 result = run_worker(side, job, torch_env if side == "torch" else env, args.timeout)
@@ -806,27 +1011,49 @@ def main(argv=None) -> int:
     rows = []
     for row, _ in plan:
         j, t = row.get("jax") or {}, row.get("torch") or {}
-        row["ratio"] = t["ms_per_step"] / j["ms_per_step"] if "ms_per_step" in j and "ms_per_step" in t else None
+        row["ratio"] = (
+            t["ms_per_step"] / j["ms_per_step"] if "ms_per_step" in j and "ms_per_step" in t else None
+        )
         row["notes"] = row_notes(row, info)
         rows.append(row)
 
     date = datetime.date.today().isoformat()
     backend = info["backend"]
-    command = "python experiments/runtime.py" + ("" if argv is None and len(sys.argv) == 1 else
-                                                  " " + " ".join(argv if argv is not None else sys.argv[1:]))
-    settings = {"date": date, "batch": batch, "steps": steps, "deep_steps": deep_steps, "repeats": repeats,
-                "min_time": min_time, "rounds": args.rounds,
-                "data": data_source, "threads": os.cpu_count(), "command": command,
-                "load": (load_before, os.getloadavg()[0]), "waited": waited}
+    command = "python experiments/runtime.py" + (
+        ""
+        if argv is None and len(sys.argv) == 1
+        else " " + " ".join(argv if argv is not None else sys.argv[1:])
+    )
+    settings = {
+        "date": date,
+        "batch": batch,
+        "steps": steps,
+        "deep_steps": deep_steps,
+        "repeats": repeats,
+        "min_time": min_time,
+        "rounds": args.rounds,
+        "data": data_source,
+        "threads": os.cpu_count(),
+        "command": command,
+        "load": (load_before, os.getloadavg()[0]),
+        "waited": waited,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"runtime_{backend}_{date}"
     write_csv(args.out / f"{stem}.csv", rows, settings)
-    draw_chart(args.out / f"{stem}.png", rows, f"{'CPU' if backend == 'cpu' else info['device']}, batch {batch}")
+    draw_chart(
+        args.out / f"{stem}.png",
+        rows,
+        f"{'CPU' if backend == 'cpu' else info['device']}, batch {batch}",
+    )
     text = markdown(rows, info, settings, f"{stem}.png")
     (args.out / f"{stem}.md").write_text(text)
     (args.out / f"latest_{backend}.md").write_text(text)
     print(text)
-    print(f"wrote {args.out / stem}.{{md,csv,png}} and {args.out / f'latest_{backend}.md'}", file=sys.stderr)
+    print(
+        f"wrote {args.out / stem}.{{md,csv,png}} and {args.out / f'latest_{backend}.md'}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -13,7 +13,6 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from helpers import GOLDEN, ORIGINAL_WEIGHTS  # noqa: E402
 
 #: The seed of the random backbones the golden Deeploss fixtures were computed with (their 'backbone_seed').
@@ -34,8 +33,10 @@ def random_backbones() -> dict:
     {'vgg16' | 'squeezenet1_1': {torchvision key 'features.<i>[.<part>].weight|bias': float32 array, OIHW}},
     in torchvision's state dict order."""
     module = _golden_random_backbones()
-    return {"vgg16": module.vgg16_features(BACKBONE_SEED),
-            "squeezenet1_1": module.squeezenet1_1_features(BACKBONE_SEED)}
+    return {
+        "vgg16": module.vgg16_features(BACKBONE_SEED),
+        "squeezenet1_1": module.squeezenet1_1_features(BACKBONE_SEED),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +50,10 @@ def random_backbone_checkpoints(random_backbones, tmp_path_factory) -> dict:
     rng = np.random.default_rng(1)
     classifiers = {
         "vgg16": {},
-        "squeezenet1_1": {"classifier.1.weight": rng.standard_normal((1000, 512, 1, 1)).astype(np.float32),
-                          "classifier.1.bias": rng.uniform(-0.05, 0.05, 1000).astype(np.float32)},
+        "squeezenet1_1": {
+            "classifier.1.weight": rng.standard_normal((1000, 512, 1, 1)).astype(np.float32),
+            "classifier.1.bias": rng.uniform(-0.05, 0.05, 1000).astype(np.float32),
+        },
     }
     paths = {}
     for name, state in random_backbones.items():
@@ -73,9 +76,17 @@ def converted_weights(tmp_path_factory, random_backbone_checkpoints) -> Path:
         convert_reference_file(ORIGINAL_WEIGHTS / fmt.reference_name, dest)
     # Barron's log-partition table, so that tests need not compute it (tests/test_adaptive.py does, once).
     import_partition_spline(ORIGINAL_WEIGHTS / "partition_spline.npz", dest)
-    status = main(["--vgg16", str(random_backbone_checkpoints["vgg16"]),
-                   "--squeezenet", str(random_backbone_checkpoints["squeezenet1_1"]),
-                   "--allow-unverified", "--dest", str(dest)])
+    status = main(
+        [
+            "--vgg16",
+            str(random_backbone_checkpoints["vgg16"]),
+            "--squeezenet",
+            str(random_backbone_checkpoints["squeezenet1_1"]),
+            "--allow-unverified",
+            "--dest",
+            str(dest),
+        ]
+    )
     assert status == 0, "converting the random backbones failed"
     return dest
 

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from helpers import ORIGINAL_WEIGHTS, forward, load_golden, nchw, nhwc, value_and_grad
+
 from watson_jax import InputError, LossProvider, OptionError, partition
 
 PROVIDER = LossProvider()
@@ -41,15 +41,20 @@ def test_table_is_computed_once_and_cached_in_the_weights_folder(computed_table,
     assert calls == [1]
     saved = partition.read_table(tmp_path / partition.TABLE_FILE)
     np.testing.assert_array_equal(saved["values"], computed_table["values"])
-    partition._cached_table.cache_clear()        # a new process: read from disk, not recomputed
+    partition._cached_table.cache_clear()  # a new process: read from disk, not recomputed
     PROVIDER.get_loss_function("Adaptive", pretrained=False, weights_dir=tmp_path)
     assert calls == [1]
 
 
 def build(golden, pretrained, weights_dir, reduction="sum"):
-    return PROVIDER.get_loss_function("Adaptive", str(golden["colorspace"]), reduction=reduction,
-                                      pretrained=pretrained, image_size=tuple(golden["image_size"]),
-                                      weights_dir=weights_dir)
+    return PROVIDER.get_loss_function(
+        "Adaptive",
+        str(golden["colorspace"]),
+        reduction=reduction,
+        pretrained=pretrained,
+        image_size=tuple(golden["image_size"]),
+        weights_dir=weights_dir,
+    )
 
 
 def settings(golden):
@@ -80,7 +85,10 @@ def test_parity_float32(name, converted_weights):
 def test_parity_float64(name, converted_weights):
     g = load_golden(name)
     with jax.enable_x64(True):
-        x, y = jnp.asarray(nhwc(g["input"]), jnp.float64), jnp.asarray(nhwc(g["target"]), jnp.float64)
+        x, y = (
+            jnp.asarray(nhwc(g["input"]), jnp.float64),
+            jnp.asarray(nhwc(g["target"]), jnp.float64),
+        )
         for suffix, pretrained in settings(g):
             value = forward(build(g, pretrained, converted_weights), x, y)
             assert value.dtype == jnp.float64
@@ -106,18 +114,22 @@ def test_gradients_are_finite_at_x_equals_y_and_extreme_differences(colorspace, 
     tex = rng.uniform(size=(64, 64, channels)).astype(np.float32)
     ones, zeros = np.ones_like(tex), np.zeros_like(tex)
     x = np.stack([tex, ones, zeros, ones, tex])
-    y = np.stack([tex, zeros, ones, ones, tex[::-1]])          # x == y, differences of +1 and −1, equal
+    y = np.stack([tex, zeros, ones, ones, tex[::-1]])  # x == y, differences of +1 and −1, equal
     loss = PROVIDER.get_loss_function("Adaptive", colorspace, weights_dir=converted_weights)
     gx, gy = jax.jit(jax.grad(lambda a, b: loss(a, b), argnums=(0, 1)))(x, y)
     assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gy))
-    assert np.all(np.asarray(gx)[[0, 3]] == 0)                # the NLL is even: zero gradient at x == y
+    assert np.all(np.asarray(gx)[[0, 3]] == 0)  # the NLL is even: zero gradient at x == y
 
 
 def test_pretrained_weights_exist_for_64x64_only(converted_weights):
-    with pytest.raises(OptionError, match=r"pretrained Adaptive weights exist for .*\(3, 64, 64\).*pretrained=False"):
+    with pytest.raises(
+        OptionError,
+        match=r"pretrained Adaptive weights exist for .*\(3, 64, 64\).*pretrained=False",
+    ):
         PROVIDER.get_loss_function("Adaptive", image_size=(3, 48, 80), weights_dir=converted_weights)
-    loss = PROVIDER.get_loss_function("Adaptive", image_size=(3, 48, 80), pretrained=False,
-                                      weights_dir=converted_weights)
+    loss = PROVIDER.get_loss_function(
+        "Adaptive", image_size=(3, 48, 80), pretrained=False, weights_dir=converted_weights
+    )
     assert loss.params["latent_alpha"].shape == (1, 3 * 48 * 80)
 
 
@@ -132,6 +144,7 @@ def test_images_of_another_size_than_image_size(converted_weights):
 
 def test_untrained_parameters_are_alpha_1_scale_1(converted_weights):
     from watson_jax.losses import adaptive
+
     loss = PROVIDER.get_loss_function("Adaptive", pretrained=False, weights_dir=converted_weights)
     alpha, scale = adaptive.alpha_and_scale(loss.params)
     np.testing.assert_allclose(alpha, 1.0, atol=1e-6)
@@ -147,6 +160,7 @@ def test_the_table_is_a_constant_not_a_parameter(converted_weights):
 
 def test_a_corrupt_table_file_is_a_clear_error(tmp_path):
     from watson_jax import WeightsError
+
     good = ORIGINAL_WEIGHTS / "partition_spline.npz"
     (tmp_path / partition.TABLE_FILE).write_bytes(good.read_bytes()[:1000])
     with pytest.raises(WeightsError, match="not a valid log-partition table.*delete it"):

@@ -5,20 +5,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from helpers import forward, load_golden, nhwc
+
 from watson_jax import Loss, LossProvider, OptionError
 from watson_jax.color import rgb_to_grey
 from watson_jax.errors import InputError
 from watson_jax.losses import watson
 
 PROVIDER = LossProvider()
-ALL = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]   # Adaptive: tests/test_adaptive.py
+ALL = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]  # Adaptive: tests/test_adaptive.py
 
 
 def images(n=3, h=16, w=24, c=3, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.uniform(size=(n, h, w, c)).astype(np.float32), rng.uniform(size=(n, h, w, c)).astype(np.float32))
+    return (
+        rng.uniform(size=(n, h, w, c)).astype(np.float32),
+        rng.uniform(size=(n, h, w, c)).astype(np.float32),
+    )
 
 
 def make(name, **kw):
@@ -27,9 +30,19 @@ def make(name, **kw):
     return PROVIDER.get_loss_function(name, **kw)
 
 
-@pytest.mark.parametrize("alias,canonical", [
-    ("l1", "L1"), ("l2", "L2"), ("ssim", "SSIM"), ("Watson", "Watson-DCT"), ("watson-dct", "Watson-DCT"),
-    ("WATSON-FFT", "Watson-DFT"), ("watson_dft", "Watson-DFT"), ("Watson-DFT", "Watson-DFT")])
+@pytest.mark.parametrize(
+    "alias,canonical",
+    [
+        ("l1", "L1"),
+        ("l2", "L2"),
+        ("ssim", "SSIM"),
+        ("Watson", "Watson-DCT"),
+        ("watson-dct", "Watson-DCT"),
+        ("WATSON-FFT", "Watson-DFT"),
+        ("watson_dft", "Watson-DFT"),
+        ("Watson-DFT", "Watson-DFT"),
+    ],
+)
 def test_names_are_case_insensitive_with_aliases(alias, canonical):
     assert make(alias).name == canonical
 
@@ -49,10 +62,12 @@ def test_reductions(name):
 
 def test_pixel_losses_sum_over_each_image():
     x, y = images()
-    np.testing.assert_allclose(forward(make("L1", reduction="none"), x, y), np.abs(x - y).sum(axis=(1, 2, 3)),
-                               rtol=1e-5)
-    np.testing.assert_allclose(forward(make("L2", reduction="none"), x, y), ((x - y) ** 2).sum(axis=(1, 2, 3)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        forward(make("L1", reduction="none"), x, y), np.abs(x - y).sum(axis=(1, 2, 3)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        forward(make("L2", reduction="none"), x, y), ((x - y) ** 2).sum(axis=(1, 2, 3)), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("colorspace", ["LA", "l", "Grey", "gray", "GREYSCALE"])
@@ -60,7 +75,9 @@ def test_pixel_losses_sum_over_each_image():
 def test_greyscale_takes_one_channel_or_converts_three(name, colorspace):
     x, y = images()
     loss = make(name, colorspace=colorspace, reduction="none")
-    grey = lambda a: (a[..., :1] * np.float32(0.3) + a[..., 1:2] * np.float32(0.59)) + a[..., 2:] * np.float32(0.11)  # noqa: E731
+    grey = lambda a: (
+        (a[..., :1] * np.float32(0.3) + a[..., 1:2] * np.float32(0.59)) + a[..., 2:] * np.float32(0.11)
+    )  # noqa: E731
     np.testing.assert_allclose(forward(loss, x, y), forward(loss, grey(x), grey(y)), rtol=1e-6)
 
 
@@ -80,7 +97,7 @@ def test_vmap_over_single_images_equals_batched_call(name):
     single = jax.vmap(lambda a, b: loss(a[None], b[None])[0])(x, y)
     np.testing.assert_allclose(single, forward(loss, x, y), rtol=1e-5)
     if name.startswith("Watson"):
-        darker = np.array([1, 0.2, 1], np.float32)[:, None, None, None]   # images of unequal luminance
+        darker = np.array([1, 0.2, 1], np.float32)[:, None, None, None]  # images of unequal luminance
         x, y = x * darker, y * darker
         batch = make(name, reduction="none", luminance="batch")
         alone = jax.vmap(lambda a, b: batch(a[None], b[None])[0])(x, y)
@@ -134,7 +151,8 @@ def test_tuning_mode_draws_dropout_and_activates_real_phase_bins():
     assert not np.allclose(a, b)
     # The phase weights of the four real bins enter the loss in tuning mode only.
     grad = lambda tuning: jax.grad(lambda p: loss.apply(p, x, y, jax.random.key(0), tuning=tuning).sum())(  # noqa: E731
-        loss.params)["w_phase_tild"]
+        loss.params
+    )["w_phase_tild"]
     real = np.zeros((8, 5), bool)
     real[[0, 0, 4, 4], [0, 4, 0, 4]] = True
     assert np.all(grad(False)[real] == 0) and np.all(grad(False)[~real] != 0)
@@ -158,7 +176,9 @@ def test_random_shift_needs_a_key_and_uses_it():
     loss = make("Watson-DCT", deterministic=False, reduction="none")
     values = {float(loss(x, y, key=jax.random.key(k)).sum()) for k in range(6)}
     assert len(values) > 1
-    np.testing.assert_allclose(loss(x, y, shift=(4, 4)), make("Watson-DCT", reduction="none")(x, y), rtol=1e-6)
+    np.testing.assert_allclose(
+        loss(x, y, shift=(4, 4)), make("Watson-DCT", reduction="none")(x, y), rtol=1e-6
+    )
 
 
 def test_pixel_losses_need_no_key_even_when_not_deterministic():
@@ -172,8 +192,11 @@ def test_half_precision_inputs_compute_in_float32(dtype):
     loss = make("Watson-DFT")
     got = loss(jnp.asarray(x, dtype), jnp.asarray(y, dtype))
     assert got.dtype == jnp.float32
-    np.testing.assert_allclose(got, loss(jnp.asarray(x, dtype).astype(jnp.float32),
-                                         jnp.asarray(y, dtype).astype(jnp.float32)), rtol=1e-6)
+    np.testing.assert_allclose(
+        got,
+        loss(jnp.asarray(x, dtype).astype(jnp.float32), jnp.asarray(y, dtype).astype(jnp.float32)),
+        rtol=1e-6,
+    )
 
 
 def test_float64_inputs_compute_in_float64_with_x64():
@@ -225,6 +248,7 @@ def test_float32_inputs_stay_float32_with_x64_enabled(name):
 
 def test_numpy_float64_inputs_without_x64_give_no_warnings():
     import warnings
+
     x, y = images()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -233,7 +257,7 @@ def test_numpy_float64_inputs_without_x64_give_no_warnings():
 
 def test_keys_are_checked_only_when_used():
     x, y = images()
-    assert np.isfinite(make("L1")(x, y, key=0))                   # ignored: L1 draws nothing
+    assert np.isfinite(make("L1")(x, y, key=0))  # ignored: L1 draws nothing
     with pytest.raises(OptionError, match=r"one PRNG key.*jax.random.key\(0\).*vmap"):
         make("Watson-DFT", deterministic=False)(x, y, key=0)
     with pytest.raises(OptionError, match="one PRNG key"):

@@ -81,8 +81,14 @@ def _compare(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_all_metrics_via_subprocess(images, no_weights):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **{weights.ENV_VAR: str(no_weights)})
-    result = subprocess.run([sys.executable, "-m", "watson_jax", "compare", images["ref"], images["noisy"]],
-                            capture_output=True, text=True, env=env, cwd=no_weights, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "watson_jax", "compare", images["ref"], images["noisy"]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=no_weights,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     rows = _table(result.stdout)
     # Every loss whose parameters do not depend on the image size (Adaptive runs on request), less the
@@ -121,8 +127,9 @@ def test_lines_are_aligned(capsys, images):
 
 
 def test_crop_note_for_sizes_not_multiple_of_8(capsys, images):
-    status, out, err = _compare(capsys, images["odd_ref"], images["odd_noisy"], "-m", "l1,watson",
-                                "--colorspace", "Gray")
+    status, out, err = _compare(
+        capsys, images["odd_ref"], images["odd_noisy"], "-m", "l1,watson", "--colorspace", "Gray"
+    )
     assert status == 0, err
     rows = _table(out)
     assert list(rows) == ["L1", "Watson-DCT"]
@@ -139,23 +146,28 @@ def test_no_crop_note_and_no_untuned_note_for_pixel_losses(capsys, images):
 
 def test_pretrained_weights_are_used_when_present(capsys, images, no_weights):
     loss_weights = registry.lookup("Watson-DFT")
-    weights.save_params(no_weights / weights.weights_filename(loss_weights.weights_stem, "rgb"),
-                        loss_weights.init_params("rgb"))
+    weights.save_params(
+        no_weights / weights.weights_filename(loss_weights.weights_stem, "rgb"),
+        loss_weights.init_params("rgb"),
+    )
     status, out, err = _compare(capsys, images["ref"], images["noisy"], "-m", "l1,watson-dft")
     assert status == 0, err
     assert list(_table(out)) == ["L1", "Watson-DFT"]
     assert UNTUNED not in err
 
 
-@pytest.mark.parametrize("case, message", [
-    ("size mismatch", "differ in size"),
-    ("unknown metric", "unknown loss 'nope'"),
-    ("missing backbone", "needs the ImageNet vgg16 backbone"),
-    ("unknown colorspace", "unknown colorspace"),
-    ("missing file", "not found"),
-    ("unreadable file", "cannot read image"),
-    ("corrupt weights", "corrupt"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("size mismatch", "differ in size"),
+        ("unknown metric", "unknown loss 'nope'"),
+        ("missing backbone", "needs the ImageNet vgg16 backbone"),
+        ("unknown colorspace", "unknown colorspace"),
+        ("missing file", "not found"),
+        ("unreadable file", "cannot read image"),
+        ("corrupt weights", "corrupt"),
+    ],
+)
 def test_errors_exit_2_with_message(capsys, images, no_weights, case, message):
     args = [images["ref"], images["noisy"]]
     if case == "size mismatch":
@@ -189,8 +201,17 @@ def test_usage_errors_return_2(capsys):
 def test_adaptive_on_request_with_untuned_parameters_for_other_sizes(images, capsys, converted_weights):
     """Adaptive's pretrained weights are for 64x64 images; other sizes use its untuned parameters, said in
     one note."""
-    status = main(["compare", images["ref"], images["noisy"], "--metric", "adaptive",
-                   "--weights-dir", str(converted_weights)])
+    status = main(
+        [
+            "compare",
+            images["ref"],
+            images["noisy"],
+            "--metric",
+            "adaptive",
+            "--weights-dir",
+            str(converted_weights),
+        ]
+    )
     out, err = capsys.readouterr()
     assert status == 0
     assert list(_table(out)) == ["Adaptive"] and math.isfinite(_table(out)["Adaptive"])
@@ -199,24 +220,33 @@ def test_adaptive_on_request_with_untuned_parameters_for_other_sizes(images, cap
 
 def test_map_writes_the_images_and_one_heat_map_per_loss(capsys, images, tmp_path):
     out_png = tmp_path / "map.png"
-    status, out, err = _compare(capsys, images["ref"], images["noisy"], "-m", "l1,watson-dft", "--map", str(out_png))
+    status, out, err = _compare(
+        capsys, images["ref"], images["noisy"], "-m", "l1,watson-dft", "--map", str(out_png)
+    )
     assert status == 0, err
     assert list(_table(out)) == ["L1", "Watson-DFT"]
     assert f"wrote the distance maps to {out_png}" in err
     figure = np.asarray(Image.open(out_png).convert("RGB"))
     reference = np.asarray(Image.open(images["ref"]).convert("RGB"))
-    h, w = 40, 56                       # the test images; enlarged ×4 (nearest) to at least 128 pixels
+    h, w = 40, 56  # the test images; enlarged ×4 (nearest) to at least 128 pixels
     scale, label, gap = 4, 14, 4
     assert figure.shape == (h * scale + label, 4 * (w * scale + gap) - gap, 3)
-    np.testing.assert_array_equal(figure[label::scale, 0:w * scale:scale], reference)   # panel A
-    panels = [figure[label:, k * (w * scale + gap):k * (w * scale + gap) + w * scale] for k in (2, 3)]
-    for panel in panels:                # the noise is everywhere: the heat maps are not flat
+    np.testing.assert_array_equal(figure[label::scale, 0 : w * scale : scale], reference)  # panel A
+    panels = [figure[label:, k * (w * scale + gap) : k * (w * scale + gap) + w * scale] for k in (2, 3)]
+    for panel in panels:  # the noise is everywhere: the heat maps are not flat
         assert panel.std() > 10
 
 
 def test_map_to_an_unwritable_path_is_a_usage_error(capsys, images, tmp_path):
-    status, out, err = _compare(capsys, images["ref"], images["noisy"], "-m", "l1", "--map",
-                                str(tmp_path / "no" / "such" / "folder" / "map.png"))
+    status, out, err = _compare(
+        capsys,
+        images["ref"],
+        images["noisy"],
+        "-m",
+        "l1",
+        "--map",
+        str(tmp_path / "no" / "such" / "folder" / "map.png"),
+    )
     assert status == 2 and "cannot write the map" in err
 
 
@@ -227,6 +257,7 @@ def test_deeploss_on_too_small_images(capsys, tmp_path, converted_weights):
     # 16 pixels are enough for VGG16's four poolings, not for SqueezeNet's strided convolution and poolings.
     assert "Deeploss-VGG" in out and "Deeploss-Squeeze" not in out
     assert "skipped Deeploss-Squeeze: the images are too small" in err
-    status, out, err = _compare(capsys, small, small, "-m", "deeploss-squeeze", "--weights-dir",
-                                str(converted_weights))
+    status, out, err = _compare(
+        capsys, small, small, "-m", "deeploss-squeeze", "--weights-dir", str(converted_weights)
+    )
     assert status == 2 and "Deeploss-Squeeze needs images of at least 17x17 pixels" in err

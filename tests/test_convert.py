@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import ORIGINAL_WEIGHTS, REPO
+
 from watson_jax import LossProvider, convert, weights
 from watson_jax.convert import FORMATS, convert_reference_file, main
-from watson_jax.losses import deeploss
 from watson_jax.errors import MissingWeightsError, WeightsError
+from watson_jax.losses import deeploss
 
 torch = pytest.importorskip("torch", reason="the converter reads and writes .pth files with torch")
 
@@ -37,7 +37,10 @@ FMT_IDS = [f.reference_name for f in FORMATS]
 SUPPORTED = {f.reference_name for f in FORMATS}
 #: LPIPS's own v0.0 heads (alex.pth, squeeze.pth, vgg.pth): not Deeploss files, skipped by name.
 UNSUPPORTED = sorted(p.name for p in LPIPS_V0.glob("*.pth"))
-HEAD_CHANNELS = {"Deeploss-VGG": (64, 128, 256, 512, 512), "Deeploss-Squeeze": (64, 128, 256, 384, 384, 512, 512)}
+HEAD_CHANNELS = {
+    "Deeploss-VGG": (64, 128, 256, 512, 512),
+    "Deeploss-Squeeze": (64, 128, 256, 384, 384, 512, 512),
+}
 VGG = deeploss.BACKBONES["Deeploss-VGG"]
 SQUEEZE = deeploss.BACKBONES["Deeploss-Squeeze"]
 DFT_RGB = next(f for f in FORMATS if f.metric == "Watson-DFT" and f.colorspace == "rgb")
@@ -45,6 +48,7 @@ DFT_GRAY = next(f for f in FORMATS if f.metric == "Watson-DFT" and f.colorspace 
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
 
 def _original(path: Path) -> dict:
     """A reference file as {key: torch.Tensor}, in file order, read without the converter."""
@@ -77,7 +81,7 @@ def _our_key(reference_key: str) -> str:
     """'ly.t_tild' → 'ly/t_tild'; the Adaptive latents drop the reference's module path; the Deeploss heads
     'lin{k}.model.1.weight' are 'lin{k}'."""
     if reference_key.startswith(ADAPTIVE_PREFIX):
-        return reference_key[len(ADAPTIVE_PREFIX):]
+        return reference_key[len(ADAPTIVE_PREFIX) :]
     if _is_head(reference_key):
         return reference_key.split(".")[0]
     return reference_key.replace(".", "/")
@@ -92,8 +96,11 @@ def _same_bits(a, b) -> bool:
     """Same dtype, shape and bytes (so -0.0 vs 0.0 or a NaN payload would count as different)."""
     a = a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     b = b.numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == \
-        np.ascontiguousarray(b).tobytes()
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+    )
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:
@@ -139,6 +146,7 @@ def exported(converted_weights, tmp_path_factory) -> Path:
 
 # -- 1. conversion ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
 def test_conversion_is_bitwise_with_reference_names(fmt, converted_weights):
     """Every parameter of the converted file is the original tensor bit for bit (float32, same shape), under
@@ -173,6 +181,7 @@ def test_conversion_is_bitwise_with_reference_names(fmt, converted_weights):
 
 # -- 2. round trip ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
 def test_round_trip_to_torch_is_exact(fmt, exported):
     """original .pth → ours → --to-torch gives back the original state dict exactly: same keys in the same
@@ -188,16 +197,17 @@ def test_round_trip_to_torch_is_exact(fmt, exported):
         assert back[key].dtype == value.dtype, key
         assert _same_bits(back[key], value), key
     blocksizes = [k for k in back if k.split(".")[-1] == "blocksize"]
-    if fmt.metric == "Adaptive":   # latents only, no constants
+    if fmt.metric == "Adaptive":  # latents only, no constants
         assert list(back) == [ADAPTIVE_PREFIX + "latent_alpha", ADAPTIVE_PREFIX + "latent_scale"]
         return
-    if fmt.metric.startswith("Deeploss"):   # heads only, no constants
+    if fmt.metric.startswith("Deeploss"):  # heads only, no constants
         assert all(_is_head(k) for k in back) and not blocksizes
         return
     assert blocksizes and all(back[k].dtype == torch.int64 and int(back[k]) == 8 for k in blocksizes)
 
 
 # -- 3. tuned weights back to the reference layout --------------------------------------------------
+
 
 def test_tuned_weights_export_to_reference_layout(converted_weights, tmp_path):
     """Parameters changed in JAX (one optax Adam step on the RGB Watson-DFT loss) and saved with
@@ -206,8 +216,9 @@ def test_tuned_weights_export_to_reference_layout(converted_weights, tmp_path):
     jax = pytest.importorskip("jax")
     optax = pytest.importorskip("optax")
 
-    loss = LossProvider().get_loss_function("Watson-DFT", "RGB", deterministic=True,
-                                            weights_dir=converted_weights)
+    loss = LossProvider().get_loss_function(
+        "Watson-DFT", "RGB", deterministic=True, weights_dir=converted_weights
+    )
     kx, ky = jax.random.split(jax.random.key(0))
     x = jax.random.uniform(kx, (2, 16, 16, 3))
     y = jax.random.uniform(ky, (2, 16, 16, 3))
@@ -247,6 +258,7 @@ def test_tuned_weights_export_to_reference_layout(converted_weights, tmp_path):
 
 
 # -- 4. sha256 verification -------------------------------------------------------------------------
+
 
 def test_modified_file_refused_unless_allow_unverified(tmp_path, capsys):
     """A copy of an original with one byte of tensor data changed is refused (message names the sha256 and
@@ -316,11 +328,13 @@ def test_state_dict_with_non_tensor_values_is_a_weights_error(tmp_path):
 def test_other_version_with_allow_unverified_is_labelled_with_its_version(tmp_path):
     """--allow-unverified accepts a file of the other known version and records which version it is."""
     from watson_jax import weights as weights_io
+
     out = convert_reference_file(NEURIPS / DFT_GRAY.reference_name, tmp_path, allow_unverified=True)
     assert weights_io.read_params(out)[1]["version"] == "neurips"
 
 
 # -- 5. versions ------------------------------------------------------------------------------------
+
 
 def test_neurips_files_need_version_flag(tmp_path, capsys, converted_weights):
     """The files of the NeurIPS tag are refused by default with a message telling to pass --version neurips;
@@ -343,17 +357,22 @@ def test_neurips_files_need_version_flag(tmp_path, capsys, converted_weights):
         original = _original(NEURIPS / fmt.reference_name)
         for key, value in original.items():
             if not _is_constant(key):
-                assert _same_bits(ours[_our_key(key)], _our_value(key, value)), (fmt.reference_name, key)
+                assert _same_bits(ours[_our_key(key)], _our_value(key, value)), (
+                    fmt.reference_name,
+                    key,
+                )
         assert set(ours) == set(current)
         assert any(not _same_bits(ours[k], current[k]) for k in ours), fmt.reference_name
 
-    status, stdout, stderr = _run(capsys, "--source", ORIGINAL_WEIGHTS, "--dest", tmp_path / "other",
-                                  "--version", "neurips")
+    status, stdout, stderr = _run(
+        capsys, "--source", ORIGINAL_WEIGHTS, "--dest", tmp_path / "other", "--version", "neurips"
+    )
     assert status == 1
     assert stderr.count("--version current") == len(FORMATS)
 
 
 # -- 6. command line --------------------------------------------------------------------------------
+
 
 def _check_conversion_output(stdout: str, dest: Path) -> None:
     wrote = _lines(stdout, "wrote")
@@ -385,8 +404,21 @@ def test_cli_script_subprocess(tmp_path):
     files."""
     dest = tmp_path / "dest"
     env = dict(os.environ, **{weights.ENV_VAR: str(tmp_path / "unused")})
-    result = subprocess.run([sys.executable, "convert_weights.py", "--source", str(ORIGINAL_WEIGHTS),
-                             "--dest", str(dest)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "convert_weights.py",
+            "--source",
+            str(ORIGINAL_WEIGHTS),
+            "--dest",
+            str(dest),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     _check_conversion_output(result.stdout, dest)
     assert not (tmp_path / "unused").exists()
@@ -456,13 +488,15 @@ def test_cli_no_convertible_files(tmp_path, capsys):
 
 # -- 7. loading through the provider ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
 def test_provider_loads_converted_weights(fmt, converted_weights):
     """LossProvider.get_loss_function(pretrained=True, weights_dir=...) loads exactly the file's parameters
     (and hence the original tensors)."""
     colorspace = "RGB" if fmt.colorspace == "rgb" else "grey"
-    loss = LossProvider().get_loss_function(fmt.metric, colorspace, pretrained=True,
-                                            weights_dir=converted_weights)
+    loss = LossProvider().get_loss_function(
+        fmt.metric, colorspace, pretrained=True, weights_dir=converted_weights
+    )
     loaded = weights.flatten({k: v for k, v in loss.params.items()})
     ours, _ = _ours(converted_weights / fmt.our_name)
     assert set(loaded) == set(ours)
@@ -471,6 +505,7 @@ def test_provider_loads_converted_weights(fmt, converted_weights):
 
 
 # -- 8. broken weight files (missing keys, shapes, NaNs and missing files: tests/test_errors.py) --------
+
 
 def _load_dft_rgb(folder: Path):
     return LossProvider().get_loss_function("Watson-DFT", "RGB", pretrained=True, weights_dir=folder)
@@ -496,8 +531,16 @@ def test_partition_spline_import(tmp_path, capsys):
     """--partition-spline imports Barron's table (sha256 pinned) as the Adaptive loss's table; a modified
     file is refused unless --allow-unverified; it does not combine with --to-torch."""
     from watson_jax import partition
-    status, stdout, _ = _run(capsys, "--source", tmp_path, "--dest", tmp_path / "out",
-                             "--partition-spline", ORIGINAL_WEIGHTS / "partition_spline.npz")
+
+    status, stdout, _ = _run(
+        capsys,
+        "--source",
+        tmp_path,
+        "--dest",
+        tmp_path / "out",
+        "--partition-spline",
+        ORIGINAL_WEIGHTS / "partition_spline.npz",
+    )
     assert status == 0 and "log_partition_spline.npz" in stdout
     table = partition.read_table(tmp_path / "out" / partition.TABLE_FILE)
     with np.load(ORIGINAL_WEIGHTS / "partition_spline.npz") as original:
@@ -505,21 +548,35 @@ def test_partition_spline_import(tmp_path, capsys):
         assert np.array_equal(table["tangents"], original["tangents"])
     modified = tmp_path / "partition_spline.npz"
     with np.load(ORIGINAL_WEIGHTS / "partition_spline.npz") as original:
-        np.savez(modified, values=original["values"] + 1e-3, tangents=original["tangents"],
-                 x_scale=original["x_scale"])
-    status, _, stderr = _run(capsys, "--source", tmp_path, "--dest", tmp_path / "o2", "--partition-spline", modified)
+        np.savez(
+            modified,
+            values=original["values"] + 1e-3,
+            tangents=original["tangents"],
+            x_scale=original["x_scale"],
+        )
+    status, _, stderr = _run(
+        capsys, "--source", tmp_path, "--dest", tmp_path / "o2", "--partition-spline", modified
+    )
     assert status == 1 and "--allow-unverified" in stderr
     with pytest.raises(SystemExit):
         main(["--to-torch", "--dest", str(tmp_path / "x"), "--partition-spline", str(modified)])
 
 
 def test_missing_partition_spline_path(tmp_path, capsys):
-    status, _, stderr = _run(capsys, "--source", tmp_path, "--dest", tmp_path / "o",
-                             "--partition-spline", tmp_path / "nope.npz")
+    status, _, stderr = _run(
+        capsys,
+        "--source",
+        tmp_path,
+        "--dest",
+        tmp_path / "o",
+        "--partition-spline",
+        tmp_path / "nope.npz",
+    )
     assert status == 1 and "not found" in stderr and "Traceback" not in stderr
 
 
 # -- 9. Deeploss heads ------------------------------------------------------------------------------
+
 
 def test_head_file_with_wrong_keys_or_shapes_is_refused(tmp_path):
     """A head file (only reachable with --allow-unverified) with a missing head or a head of the wrong shape
@@ -549,6 +606,7 @@ def test_head_file_with_wrong_keys_or_shapes_is_refused(tmp_path):
 
 # -- 10. ImageNet backbones (torchvision checkpoints) ------------------------------------------------
 
+
 def _torch_state(arrays: dict) -> dict:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
@@ -561,11 +619,12 @@ def _same_params(a: dict, b: dict) -> bool:
     return list(a) == list(b) and all(_same_bits(a[k], b[k]) for k in a)
 
 
-def _squeeze_checkpoint(folder: Path, name: str, random_backbones, *, prefix: str = "features.",
-                        change=None) -> Path:
+def _squeeze_checkpoint(
+    folder: Path, name: str, random_backbones, *, prefix: str = "features.", change=None
+) -> Path:
     """The random SqueezeNet features saved as a state dict named ``name``, keys 'features.<i>.*' or, with
     prefix='', '<i>.*'; ``change`` may edit the {key: array} dict first."""
-    state = {prefix + k[len("features."):]: v for k, v in random_backbones["squeezenet1_1"].items()}
+    state = {prefix + k[len("features.") :]: v for k, v in random_backbones["squeezenet1_1"].items()}
     if change is not None:
         change(state)
     folder.mkdir(parents=True, exist_ok=True)
@@ -599,8 +658,9 @@ def test_known_torchvision_digests_are_consistent():
 
 
 @pytest.mark.parametrize("backbone", [VGG, SQUEEZE], ids=lambda b: b.name)
-def test_backbone_conversion_keeps_only_the_features(backbone, converted_weights, random_backbones,
-                                                     random_backbone_checkpoints):
+def test_backbone_conversion_keeps_only_the_features(
+    backbone, converted_weights, random_backbones, random_backbone_checkpoints
+):
     """converted_weights holds <name>_backbone.npz converted from the random torchvision-layout checkpoint:
     one {kernel, bias} per layer of Backbone.layout, kernel = the OIHW weight transposed to HWIO and bias
     the same bits; SqueezeNet's classifier is dropped; metadata: source file, its sha256, 'unverified';
@@ -611,7 +671,9 @@ def test_backbone_conversion_keeps_only_the_features(backbone, converted_weights
     assert len(ours) == len(random)
     for layer, shape in backbone.layout.items():
         assert ours[f"{layer}/kernel"].shape == shape
-        assert _same_bits(ours[f"{layer}/kernel"], np.transpose(random[f"{layer}.weight"], (2, 3, 1, 0))), layer
+        assert _same_bits(ours[f"{layer}/kernel"], np.transpose(random[f"{layer}.weight"], (2, 3, 1, 0))), (
+            layer
+        )
         assert _same_bits(ours[f"{layer}/bias"], random[f"{layer}.bias"]), layer
     assert not any("classifier" in k for k in ours)
     src = random_backbone_checkpoints[backbone.name]
@@ -624,8 +686,9 @@ def test_backbone_conversion_keeps_only_the_features(backbone, converted_weights
     assert _same_bits(loaded["features.0"]["kernel"], ours["features.0/kernel"])
 
 
-def test_backbone_key_styles_give_identical_files(tmp_path, random_backbone_checkpoints, random_backbones,
-                                                  converted_weights):
+def test_backbone_key_styles_give_identical_files(
+    tmp_path, random_backbone_checkpoints, random_backbones, converted_weights
+):
     """A whole-model state dict (features + classifier), a features-only one ('features.<i>.*') and the
     state dict of the features Sequential ('<i>.weight', '<i>.squeeze.weight', ...) convert to the same
     parameters; only the provenance metadata differs."""
@@ -654,13 +717,16 @@ def test_unverified_backbone_needs_allow_unverified(tmp_path, capsys, random_bac
     assert "squeezenet1_1-b8a52dc0.pth" in stderr and "Traceback" not in stderr
     assert not _lines(stdout, "wrote") and not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
-    status, stdout, stderr = _run(capsys, "--squeezenet", path, "--dest", tmp_path / "o2", "--allow-unverified")
+    status, stdout, stderr = _run(
+        capsys, "--squeezenet", path, "--dest", tmp_path / "o2", "--allow-unverified"
+    )
     assert status == 0, stderr
     assert _lines(stdout, "wrote") == [f"wrote {tmp_path / 'o2' / SQUEEZE.filename}  (from {path.name})"]
 
 
-def test_pinned_digest_verifies_and_identifies_the_backbone(tmp_path, capsys, monkeypatch,
-                                                            random_backbone_checkpoints):
+def test_pinned_digest_verifies_and_identifies_the_backbone(
+    tmp_path, capsys, monkeypatch, random_backbone_checkpoints
+):
     """A file whose sha256 is the pinned digest of a torchvision file converts without --allow-unverified,
     whatever its name, with version 'torchvision'; given to the other backbone's option it is refused as
     that backbone's checkpoint (even the flag does not get past the missing VGG layers)."""
@@ -709,7 +775,9 @@ def test_hub_cache_lookup(name, hub, tmp_path, capsys, random_backbones):
     _squeeze_checkpoint(hub, name, random_backbones)
     status, stdout, stderr = _run(capsys, "--squeezenet", "--dest", tmp_path / "o1")
     assert status == 1
-    assert "named like torchvision's" in stderr and str(hub / name) in stderr and "--allow-unverified" in stderr
+    assert (
+        "named like torchvision's" in stderr and str(hub / name) in stderr and "--allow-unverified" in stderr
+    )
     assert not _lines(stdout, "wrote")
 
     status, stdout, stderr = _run(capsys, "--squeezenet", "--dest", tmp_path / "o1", "--allow-unverified")
@@ -717,9 +785,13 @@ def test_hub_cache_lookup(name, hub, tmp_path, capsys, random_backbones):
     assert _lines(stdout, "wrote") == [f"wrote {tmp_path / 'o1' / SQUEEZE.filename}  (from {name})"]
     assert _ours(tmp_path / "o1" / SQUEEZE.filename)[1]["source"] == name
 
-    status, stdout, stderr = _run(capsys, "--squeezenet", hub, "--dest", tmp_path / "o2", "--allow-unverified")
+    status, stdout, stderr = _run(
+        capsys, "--squeezenet", hub, "--dest", tmp_path / "o2", "--allow-unverified"
+    )
     assert status == 0, stderr
-    assert _same_params(_params(tmp_path / "o1" / SQUEEZE.filename), _params(tmp_path / "o2" / SQUEEZE.filename))
+    assert _same_params(
+        _params(tmp_path / "o1" / SQUEEZE.filename), _params(tmp_path / "o2" / SQUEEZE.filename)
+    )
 
 
 def test_no_backbone_in_hub_cache(hub, tmp_path, capsys):
@@ -741,6 +813,7 @@ def test_backbone_missing_key_wrong_shape_or_dtype(tmp_path, random_backbones):
     """A checkpoint without one of the layers the loss uses is refused naming the key (in the file's own key
     style) and saying it is not a torchvision squeezenet1_1 checkpoint; a wrong shape or integer weights are
     refused naming the key. Nothing is written."""
+
     def drop(state):
         del state["features.12.expand3x3.bias"]
 
@@ -753,13 +826,25 @@ def test_backbone_missing_key_wrong_shape_or_dtype(tmp_path, random_backbones):
     def integers(state):
         state["features.0.bias"] = state["features.0.bias"].astype(np.int32)
 
-    cases = [(drop, "features.", r"missing key 'features.12.expand3x3.bias'.*not a torchvision squeezenet1_1"),
-             (drop_sequential, "", r"missing key '3.squeeze.weight'.*not a torchvision squeezenet1_1"),
-             (transpose, "features.", r"'features.3.squeeze.weight' has shape \(1, 1, 64, 16\), expected "
-                                      r"\(16, 64, 1, 1\)"),
-             (integers, "features.", r"'features.0.bias' holds torch.int32")]
+    cases = [
+        (
+            drop,
+            "features.",
+            r"missing key 'features.12.expand3x3.bias'.*not a torchvision squeezenet1_1",
+        ),
+        (drop_sequential, "", r"missing key '3.squeeze.weight'.*not a torchvision squeezenet1_1"),
+        (
+            transpose,
+            "features.",
+            r"'features.3.squeeze.weight' has shape \(1, 1, 64, 16\), expected "
+            r"\(16, 64, 1, 1\)",
+        ),
+        (integers, "features.", r"'features.0.bias' holds torch.int32"),
+    ]
     for i, (change, prefix, message) in enumerate(cases):
-        path = _squeeze_checkpoint(tmp_path / f"src{i}", "sq.pth", random_backbones, prefix=prefix, change=change)
+        path = _squeeze_checkpoint(
+            tmp_path / f"src{i}", "sq.pth", random_backbones, prefix=prefix, change=change
+        )
         with pytest.raises(WeightsError, match=message):
             convert.convert_backbone(path, SQUEEZE, tmp_path / "out", allow_unverified=True)
     assert not (tmp_path / "out").exists()
@@ -769,11 +854,21 @@ def test_originals_and_backbones_in_one_invocation(tmp_path, capsys, random_back
     """--source with --squeezenet converts the 10 originals (verified: version 'current') and the backbone
     (unverified, allowed by the same flag) into one folder."""
     dest = tmp_path / "dest"
-    status, stdout, stderr = _run(capsys, "--source", ORIGINAL_WEIGHTS, "--squeezenet",
-                                  random_backbone_checkpoints["squeezenet1_1"], "--dest", dest, "--allow-unverified")
+    status, stdout, stderr = _run(
+        capsys,
+        "--source",
+        ORIGINAL_WEIGHTS,
+        "--squeezenet",
+        random_backbone_checkpoints["squeezenet1_1"],
+        "--dest",
+        dest,
+        "--allow-unverified",
+    )
     assert status == 0, stderr
     assert len(_lines(stdout, "wrote")) == len(FORMATS) + 1
-    assert sorted(p.name for p in dest.iterdir()) == sorted([f.our_name for f in FORMATS] + [SQUEEZE.filename])
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        [f.our_name for f in FORMATS] + [SQUEEZE.filename]
+    )
     assert {_ours(dest / f.our_name)[1]["version"] for f in FORMATS} == {"current"}
 
 
@@ -781,7 +876,26 @@ def _vgg16_features_module():
     """torchvision's vgg16().features architecture (configuration D), built from torch.nn."""
     nn = torch.nn
     layers, cin = [], 3
-    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
+    for v in (
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+    ):
         if v == "M":
             layers.append(nn.MaxPool2d(2, 2))
         else:
@@ -805,11 +919,21 @@ def _squeezenet1_1_features_module():
             self.expand3x3_activation = nn.ReLU(inplace=True)
 
     pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
-    return nn.Sequential(nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(inplace=True), pool(),
-                         Fire(64, 16, 64, 64), Fire(128, 16, 64, 64), pool(),
-                         Fire(128, 32, 128, 128), Fire(256, 32, 128, 128), pool(),
-                         Fire(256, 48, 192, 192), Fire(384, 48, 192, 192),
-                         Fire(384, 64, 256, 256), Fire(512, 64, 256, 256))
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, stride=2),
+        nn.ReLU(inplace=True),
+        pool(),
+        Fire(64, 16, 64, 64),
+        Fire(128, 16, 64, 64),
+        pool(),
+        Fire(128, 32, 128, 128),
+        Fire(256, 32, 128, 128),
+        pool(),
+        Fire(256, 48, 192, 192),
+        Fire(384, 48, 192, 192),
+        Fire(384, 64, 256, 256),
+        Fire(512, 64, 256, 256),
+    )
 
 
 @pytest.mark.parametrize("backbone", [VGG, SQUEEZE], ids=lambda b: b.name)
@@ -826,7 +950,7 @@ def test_backbone_round_trip(backbone, exported, converted_weights, random_backb
         assert back[key].is_contiguous() and _same_bits(back[key], value), key
 
     module = _vgg16_features_module() if backbone is VGG else _squeezenet1_1_features_module()
-    module.load_state_dict({k[len("features."):]: v for k, v in back.items()}, strict=True)
+    module.load_state_dict({k[len("features.") :]: v for k, v in back.items()}, strict=True)
 
     status, _, stderr = _run(capsys, backbone.converter_flag, path, "--dest", tmp_path, "--allow-unverified")
     assert status == 0, stderr

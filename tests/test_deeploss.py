@@ -18,22 +18,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from helpers import load_golden, nchw, nhwc, rel_l2
+
 from watson_jax import Loss, LossProvider, OptionError
 from watson_jax.errors import InputError
 from watson_jax.losses import deeploss
 
 PROVIDER = LossProvider()
-CASES = [(f"deeploss_{stem}_{cs}", name) for stem, name in (("vgg", "Deeploss-VGG"), ("squeeze", "Deeploss-Squeeze"))
-         for cs in ("rgb", "la")]
+CASES = [
+    (f"deeploss_{stem}_{cs}", name)
+    for stem, name in (("vgg", "Deeploss-VGG"), ("squeeze", "Deeploss-Squeeze"))
+    for cs in ("rgb", "la")
+]
 VALUE_RTOL = 1e-4
 F64_RTOL = 1e-6
 
 
 def build(name, golden, weights_dir, *, pretrained=True, reduction="none", **kw):
-    return PROVIDER.get_loss_function(name, str(golden["colorspace"]), reduction=reduction, deterministic=True,
-                                      pretrained=pretrained, weights_dir=weights_dir, **kw)
+    return PROVIDER.get_loss_function(
+        name,
+        str(golden["colorspace"]),
+        reduction=reduction,
+        deterministic=True,
+        pretrained=pretrained,
+        weights_dir=weights_dir,
+        **kw,
+    )
 
 
 @jax.jit
@@ -76,7 +86,7 @@ def test_float32_parity(golden_name, name, converted_weights):
             assert np.all(np.isfinite(grad[p])) and np.abs(grad[p]).max() <= 1e-9
             continue
         tol = max(1e-4, 3 * g["grad_input_f32_noise"][p])
-        errors = [rel_l2(nchw(c[p:p + 1])[0], g["grad_input"][p]) for c in candidates]
+        errors = [rel_l2(nchw(c[p : p + 1])[0], g["grad_input"][p]) for c in candidates]
         assert min(errors) <= tol, f"pair {p}: {errors} all above {tol}"
 
 
@@ -84,7 +94,10 @@ def test_float32_parity(golden_name, name, converted_weights):
 def test_float64_parity(golden_name, name, converted_weights):
     g = load_golden(golden_name)
     with jax.enable_x64(True):
-        x, y = jnp.asarray(nhwc(g["input"]), jnp.float64), jnp.asarray(nhwc(g["target"]), jnp.float64)
+        x, y = (
+            jnp.asarray(nhwc(g["input"]), jnp.float64),
+            jnp.asarray(nhwc(g["target"]), jnp.float64),
+        )
         per_image, grad = per_image_and_grad(build(name, g, converted_weights), x, y)
         assert per_image.dtype == jnp.float64
         np.testing.assert_allclose(np.sum(per_image), g["value_sum_f64"], rtol=F64_RTOL)
@@ -96,8 +109,10 @@ def test_float64_parity(golden_name, name, converted_weights):
 
 
 #: The convolutions that end each network's last tap.
-LAST_LAYERS = {"Deeploss-VGG": ["features.28"],
-               "Deeploss-Squeeze": ["features.12.expand1x1", "features.12.expand3x3"]}
+LAST_LAYERS = {
+    "Deeploss-VGG": ["features.28"],
+    "Deeploss-Squeeze": ["features.12.expand1x1", "features.12.expand3x3"],
+}
 
 
 @pytest.mark.parametrize("name", ["Deeploss-VGG", "Deeploss-Squeeze"])
@@ -142,8 +157,8 @@ def test_unit_normalise_is_exact_with_a_finite_gradient_at_zero():
     assert np.all(np.isfinite(grad))
     # At f = 0 the function is f / ε: its exact derivative there.
     np.testing.assert_allclose(grad[1], jnp.arange(5.0) / deeploss.EPS, rtol=1e-6)
-    naive_grad = jax.grad(lambda a: jnp.sum((a / (jnp.sqrt(jnp.sum(a * a, -1, keepdims=True)) + 1e-10))))(f)
-    assert not np.all(np.isfinite(naive_grad))   # what the guard prevents
+    naive_grad = jax.grad(lambda a: jnp.sum(a / (jnp.sqrt(jnp.sum(a * a, -1, keepdims=True)) + 1e-10)))(f)
+    assert not np.all(np.isfinite(naive_grad))  # what the guard prevents
 
 
 def test_jit_vmap_and_grad_of_the_heads(converted_weights):
@@ -151,6 +166,7 @@ def test_jit_vmap_and_grad_of_the_heads(converted_weights):
     x, y = nhwc(g["input"])[:2], nhwc(g["target"])[:2]
     loss = build("Deeploss-Squeeze", g, converted_weights)
     mapped = jax.jit(jax.vmap(lambda a, b: loss(a[None], b[None])[0]))(x, y)
+
     # Tuning the heads: gradients reach the heads, never the frozen backbone.
     def total(l):
         per_image = l(x, y)
@@ -179,10 +195,12 @@ def test_precision_option_reaches_every_convolution(converted_weights):
     def ops(precision):
         loss = build("Deeploss-Squeeze", g, converted_weights, precision=precision)
         text = jax.jit(jax.value_and_grad(lambda a, b: jnp.sum(loss(a, b)))).lower(x, x).as_text()
-        return [line for line in text.splitlines() if "stablehlo.convolution" in line or "dot_general" in line]
+        return [
+            line for line in text.splitlines() if "stablehlo.convolution" in line or "dot_general" in line
+        ]
 
     highest, default = ops("highest"), ops("default")
-    assert len(highest) >= 2 * 26 + 26 and all("HIGHEST" in op for op in highest)   # forward ×2, backward
+    assert len(highest) >= 2 * 26 + 26 and all("HIGHEST" in op for op in highest)  # forward ×2, backward
     assert len(default) == len(highest) and not any("HIGHEST" in op for op in default)
     with pytest.raises(OptionError, match="unknown precision 'fast'.*'highest', 'default'"):
         build("Deeploss-Squeeze", g, converted_weights, precision="fast")
@@ -221,6 +239,10 @@ def test_sgd_step_memory_below_the_reference(converted_weights):
 
     images = jax.ShapeDtypeStruct((128, 64, 64, 3), jnp.float32)
     memory = jax.jit(step, donate_argnums=1).lower(loss, images, images).compile().memory_analysis()
-    total = (memory.argument_size_in_bytes + memory.temp_size_in_bytes + memory.output_size_in_bytes
-             - memory.alias_size_in_bytes)
-    assert total / 2 ** 20 < 2213, f"{total / 2 ** 20:.0f} MiB"
+    total = (
+        memory.argument_size_in_bytes
+        + memory.temp_size_in_bytes
+        + memory.output_size_in_bytes
+        - memory.alias_size_in_bytes
+    )
+    assert total / 2**20 < 2213, f"{total / 2**20:.0f} MiB"

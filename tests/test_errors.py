@@ -5,9 +5,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from watson_jax import (InputError, InputTypeError, LossProvider, MissingBackboneError, MissingWeightsError,
-                        OptionError, WeightsError)
-from watson_jax import weights
+from watson_jax import (
+    InputError,
+    InputTypeError,
+    LossProvider,
+    MissingBackboneError,
+    MissingWeightsError,
+    OptionError,
+    WeightsError,
+    weights,
+)
 
 PROVIDER = LossProvider()
 
@@ -22,8 +29,10 @@ def rgb(n=2, h=16, w=16, c=3):
     return np.random.default_rng(0).uniform(size=(n, h, w, c)).astype(np.float32)
 
 
-@pytest.mark.parametrize("shape,match", [((16, 16, 3), r"rank 3.*x\[None\]"), ((16, 16), r"rank 2"),
-                                         ((1, 2, 16, 16, 3), r"rank 5")])
+@pytest.mark.parametrize(
+    "shape,match",
+    [((16, 16, 3), r"rank 3.*x\[None\]"), ((16, 16), r"rank 2"), ((1, 2, 16, 16, 3), r"rank 5")],
+)
 def test_wrong_rank(shape, match):
     x = np.zeros(shape, np.float32)
     with pytest.raises(InputError, match=match):
@@ -85,18 +94,27 @@ def test_empty_batch():
 def test_errors_are_raised_at_trace_time_under_jit():
     loss = make()
     with pytest.raises(InputTypeError):
-        jax.jit(lambda a, b: loss(a, b))(jnp.zeros((1, 16, 16, 3), jnp.int32), jnp.zeros((1, 16, 16, 3), jnp.int32))
+        jax.jit(lambda a, b: loss(a, b))(
+            jnp.zeros((1, 16, 16, 3), jnp.int32), jnp.zeros((1, 16, 16, 3), jnp.int32)
+        )
     with pytest.raises(InputError, match="NCHW"):
         jax.jit(lambda a, b: loss(a, b))(jnp.zeros((1, 3, 16, 16)), jnp.zeros((1, 3, 16, 16)))
 
 
 def test_unknown_name_lists_the_valid_ones():
-    with pytest.raises(OptionError, match=r"unknown loss 'watson-xyz'.*'L1'.*'Watson-DFT' \(alias 'Watson-FFT'\)"):
+    with pytest.raises(
+        OptionError, match=r"unknown loss 'watson-xyz'.*'L1'.*'Watson-DFT' \(alias 'Watson-FFT'\)"
+    ):
         make("watson-xyz")
 
 
-@pytest.mark.parametrize("name,checkpoint,flag", [("deeploss-vgg", "vgg16-397923af", "--vgg16"),
-                                                ("Deeploss-Squeeze", "squeezenet1_1-b8a52dc0", "--squeezenet")])
+@pytest.mark.parametrize(
+    "name,checkpoint,flag",
+    [
+        ("deeploss-vgg", "vgg16-397923af", "--vgg16"),
+        ("Deeploss-Squeeze", "squeezenet1_1-b8a52dc0", "--squeezenet"),
+    ],
+)
 def test_deeploss_without_backbone_names_the_checkpoint(name, checkpoint, flag, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(MissingBackboneError, match=f"(?s){checkpoint}.*convert_weights.py {flag} <path"):
@@ -108,7 +126,9 @@ def test_deeploss_backbone_in_the_torch_hub_cache_is_pointed_out(tmp_path, monke
     hub.mkdir(parents=True)
     (hub / "vgg16-397923af.pth").write_bytes(b"")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(MissingBackboneError, match="(?s)in the torch hub cache.*convert_weights.py --vgg16 --dest"):
+    with pytest.raises(
+        MissingBackboneError, match="(?s)in the torch hub cache.*convert_weights.py --vgg16 --dest"
+    ):
         make("Deeploss-VGG", weights_dir=tmp_path)
 
 
@@ -135,8 +155,10 @@ def test_missing_key():
 
 @pytest.mark.parametrize("name", ["Watson-DCT", "Watson-DFT"])
 def test_missing_weights_name_the_converter_command(name, tmp_path):
-    with pytest.raises(MissingWeightsError, match=r"(?s)not found.*python convert_weights.py --source .* --dest "
-                                                   + str(tmp_path)):
+    with pytest.raises(
+        MissingWeightsError,
+        match=r"(?s)not found.*python convert_weights.py --source .* --dest " + str(tmp_path),
+    ):
         PROVIDER.get_loss_function(name, weights_dir=tmp_path)
     assert issubclass(MissingWeightsError, FileNotFoundError)
 

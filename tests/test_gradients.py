@@ -18,11 +18,19 @@ def pairs():
     rng = np.random.default_rng(1)
     tex = rng.uniform(size=(H, W, 3)).astype(np.float32)
     const = lambda v: np.full((H, W, 3), v, np.float32)  # noqa: E731
-    cases = [(tex, tex), (const(0.5), const(0.5)), (const(0.0), const(0.0)), (const(1.0), const(1.0)),
-             (const(0.0), const(1.0)), (const(1.0), const(0.0)), (const(0.3), tex), (tex, const(0.3)),
-             (const(0.0), tex)]
+    cases = [
+        (tex, tex),
+        (const(0.5), const(0.5)),
+        (const(0.0), const(0.0)),
+        (const(1.0), const(1.0)),
+        (const(0.0), const(1.0)),
+        (const(1.0), const(0.0)),
+        (const(0.3), tex),
+        (tex, const(0.3)),
+        (const(0.0), tex),
+    ]
     x, y = (np.stack(v) for v in zip(*cases))
-    return x, y, [0, 1, 2, 3]   # indices of the pairs with x == y
+    return x, y, [0, 1, 2, 3]  # indices of the pairs with x == y
 
 
 def call(loss, x, y):
@@ -35,17 +43,21 @@ def grads(loss, x, y):
     return jax.grad(lambda a, b: call(loss, a, b), argnums=(0, 1))(x, y)
 
 
-CONFIGS = [(name, cs, lum, pre) for name in ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]
-           for cs in ["RGB", "LA"]
-           for lum in (["image", "batch"] if name.startswith("Watson") else ["image"])   # only Watson uses it
-           for pre in ([True, False] if name.startswith("Watson") else [False])           # only Watson has weights
-           if lum == "image" or pre]
+CONFIGS = [
+    (name, cs, lum, pre)
+    for name in ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"]
+    for cs in ["RGB", "LA"]
+    for lum in (["image", "batch"] if name.startswith("Watson") else ["image"])  # only Watson uses it
+    for pre in ([True, False] if name.startswith("Watson") else [False])  # only Watson has weights
+    if lum == "image" or pre
+]
 
 
 @pytest.mark.parametrize("name,colorspace,luminance,pretrained", CONFIGS)
 def test_gradients_are_finite(name, colorspace, luminance, pretrained, converted_weights):
-    loss = PROVIDER.get_loss_function(name, colorspace, pretrained=pretrained, luminance=luminance,
-                                      weights_dir=converted_weights)
+    loss = PROVIDER.get_loss_function(
+        name, colorspace, pretrained=pretrained, luminance=luminance, weights_dir=converted_weights
+    )
     x, y, identical = pairs()
     gx, gy = grads(loss, x, y)
     assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gy))
@@ -63,7 +75,9 @@ def test_gradients_in_tuning_mode_are_finite(name, colorspace, converted_weights
 
     @jax.jit
     def all_grads(params, x, y, key):
-        return jax.grad(lambda p, a, b: loss.apply(p, a, b, key, tuning=True), argnums=(0, 1, 2))(params, x, y)
+        return jax.grad(lambda p, a, b: loss.apply(p, a, b, key, tuning=True), argnums=(0, 1, 2))(
+            params, x, y
+        )
 
     for leaf in jax.tree.leaves(all_grads(loss.params, x, y, jax.random.key(0))):
         assert np.all(np.isfinite(leaf))
@@ -116,8 +130,12 @@ def distance_arguments(transform, rng, beta, dropout):
     point (re + ε = 0)."""
     n, b, c = 2, 3, 2
     shape = (n, b, c, 8, 5 if transform == "dft" else 8)
-    p = {"t_tild": rng.normal(size=(c,) + shape[-2:]), "alpha": rng.uniform(0, 0.7, size=(c, 1, 1)),
-         "w_tild": rng.normal(size=(c, 1, 1)), "beta": np.full((c, 1, 1), beta)}
+    p = {
+        "t_tild": rng.normal(size=(c,) + shape[-2:]),
+        "alpha": rng.uniform(0, 0.7, size=(c, 1, 1)),
+        "w_tild": rng.normal(size=(c, 1, 1)),
+        "beta": np.full((c, 1, 1), beta),
+    }
     log_ratio = rng.normal(scale=0.3, size=(n, b, c, 1, 1))
     if transform == "dct":
         ref, change = rng.normal(size=(2,) + shape)
@@ -125,17 +143,22 @@ def distance_arguments(transform, rng, beta, dropout):
         ref[1, 1, 0, 2] = 0
         return p, ref, change, log_ratio
     (re0, im0), (re1, im1) = rng.normal(size=(2, 2) + shape)
-    re1[0, 0], im1[0, 0] = re0[0, 0], im0[0, 0]           # a block whose coefficients agree
-    re1[1, 1, 0, 2], im1[1, 1, 0, 2] = -im0[1, 1, 0, 2] - 1e-10, re0[1, 1, 0, 2] + 1e-10   # rotated by 90°
-    re1[1, 2, 1, 3], im1[1, 2, 1, 3] = -1e-10, 0.0        # zero phasor: atan2(0, 0)
+    re1[0, 0], im1[0, 0] = re0[0, 0], im0[0, 0]  # a block whose coefficients agree
+    re1[1, 1, 0, 2], im1[1, 1, 0, 2] = (
+        -im0[1, 1, 0, 2] - 1e-10,
+        re0[1, 1, 0, 2] + 1e-10,
+    )  # rotated by 90°
+    re1[1, 2, 1, 3], im1[1, 2, 1, 3] = -1e-10, 0.0  # zero phasor: atan2(0, 0)
     scales = [np.ones(())] * 2
     if dropout:
         scales = [2.0 * rng.integers(0, 2, size=shape) for _ in range(2)]
     return p, np.exp(rng.normal(size=(c, 8, 5))), (re0, im0), (re1, im1), log_ratio, *scales
 
 
-@pytest.mark.parametrize("transform,beta,dropout", [("dft", 0.6, False), ("dft", 1.3, True), ("dct", 0.6, False),
-                                                    ("dct", 4.0, False)])
+@pytest.mark.parametrize(
+    "transform,beta,dropout",
+    [("dft", 0.6, False), ("dft", 1.3, True), ("dct", 0.6, False), ("dct", 4.0, False)],
+)
 def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transform, beta, dropout):
     """The Watson distances carry hand-written JVPs (watson_jax.losses.distances). Their gradients in every
     argument (parameters, phase weights, target and input coefficients or change, luminance ratio) and their
@@ -146,7 +169,7 @@ def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transf
     fn = distances.dft_distances if transform == "dft" else distances.dct_distances
     with jax.enable_x64(True):
         args = jax.tree.map(jnp.asarray, distance_arguments(transform, rng, beta, dropout))
-        n_diff = 5 if transform == "dft" else 4        # the DFT's dropout scales are constants
+        n_diff = 5 if transform == "dft" else 4  # the DFT's dropout scales are constants
         weights = jnp.asarray(rng.normal(size=(2, 2)))
         tangents = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), args[:n_diff])
         results = []
@@ -155,9 +178,13 @@ def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transf
             grads = jax.grad(scalar, argnums=tuple(range(n_diff)))(*args[:n_diff])
             results.append((grads, jax.jvp(scalar, args[:n_diff], tangents)[1]))
     (hand, hand_jvp), (auto, auto_jvp) = results
-    for path, got, want in zip(jax.tree_util.tree_flatten_with_path(hand)[0], jax.tree.leaves(hand), jax.tree.leaves(auto)):
+    for path, got, want in zip(
+        jax.tree_util.tree_flatten_with_path(hand)[0], jax.tree.leaves(hand), jax.tree.leaves(auto)
+    ):
         assert np.all(np.isfinite(got)), path[0]
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.max(np.abs(want)), err_msg=str(path[0]))
+        np.testing.assert_allclose(
+            got, want, rtol=1e-9, atol=1e-12 * np.max(np.abs(want)), err_msg=str(path[0])
+        )
     np.testing.assert_allclose(hand_jvp, auto_jvp, rtol=1e-10)
 
 
@@ -174,12 +201,17 @@ def test_loss_gradients_equal_autodiff_without_the_hand_written_rules(name, colo
     x, y = rng.uniform(size=(2, 3, 8, 16, c))
     x[0] = y[0]
     with jax.enable_x64(True):
-        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64) + 0.1 * rng.normal(size=np.shape(p)), loss.params)
+        params = jax.tree.map(
+            lambda p: jnp.asarray(p, jnp.float64) + 0.1 * rng.normal(size=np.shape(p)), loss.params
+        )
         args = (params, jnp.asarray(x), jnp.asarray(y))
 
         def grads():
-            return jax.grad(lambda p, a, b: loss.apply(p, a, b, jax.random.key(3), tuning=tuning),
-                            argnums=(0, 1, 2))(*args)
+            return jax.grad(
+                lambda p, a, b: loss.apply(p, a, b, jax.random.key(3), tuning=tuning),
+                argnums=(0, 1, 2),
+            )(*args)
+
         hand = grads()
         for fn in ("dct_distances", "dft_distances"):
             monkeypatch.setattr(distances, fn, getattr(distances, fn).fun)

@@ -5,14 +5,14 @@ import functools
 import jax
 import numpy as np
 import pytest
-
 from helpers import load_golden, nhwc
+
 from watson_jax import LossProvider, OptionError
 
 PROVIDER = LossProvider()
 ANALYTIC = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT", "Adaptive"]
 H, W = 32, 40
-PATCH = (slice(8, 16), slice(16, 24))    # one 8×8 block
+PATCH = (slice(8, 16), slice(16, 24))  # one 8×8 block
 
 
 def make(name, **kw):
@@ -44,8 +44,9 @@ def test_map_sums_to_the_distance(name, patch_pair):
     loss = make(name, deterministic=True)
     m = run(loss, x, y, True)
     assert m.shape == (2, H, W)
-    np.testing.assert_allclose(np.sum(np.asarray(m, np.float64), axis=(1, 2)), run(loss, x, y, False),
-                               rtol=2e-5)
+    np.testing.assert_allclose(
+        np.sum(np.asarray(m, np.float64), axis=(1, 2)), run(loss, x, y, False), rtol=2e-5
+    )
 
 
 @pytest.mark.parametrize("name", ANALYTIC)
@@ -54,14 +55,14 @@ def test_map_shows_where_the_images_differ(name, patch_pair):
     m = np.asarray(run(make(name), x, y, True))
     inside = np.zeros((H, W), bool)
     inside[PATCH] = True
-    if name == "SSIM":    # the 11×11 window spreads a difference by 5 pixels
+    if name == "SSIM":  # the 11×11 window spreads a difference by 5 pixels
         inside[3:21, 11:29] = True
-    if name == "Adaptive":   # its terms live on a DCT along whole columns (the reference's representation)
+    if name == "Adaptive":  # its terms live on a DCT along whole columns (the reference's representation)
         inside[:, PATCH[1]] = True
     for image in m:
         peak = np.unravel_index(np.argmax(image), image.shape)
         assert inside[peak], f"{name}: map peaks at {peak}, outside the changed block"
-        if name != "Adaptive":   # Adaptive's NLL has a constant part on every pixel
+        if name != "Adaptive":  # Adaptive's NLL has a constant part on every pixel
             # (Watson-DFT's phase term has a floor, arccos(1 − 1e-7), on identical blocks.)
             assert image[~inside].max() <= 1e-3 * image.max()
 
@@ -69,8 +70,9 @@ def test_map_shows_where_the_images_differ(name, patch_pair):
 def test_maps_need_no_key_and_ignore_the_random_shift(patch_pair):
     x, y = patch_pair
     random_loss = make("Watson-DFT")
-    np.testing.assert_array_equal(random_loss(x, y, spatial=True),
-                                  make("Watson-DFT", deterministic=True)(x, y, spatial=True))
+    np.testing.assert_array_equal(
+        random_loss(x, y, spatial=True), make("Watson-DFT", deterministic=True)(x, y, spatial=True)
+    )
     with pytest.raises(OptionError, match="spatial=True.*shift="):
         random_loss(x, y, shift=(1, 2), spatial=True)
     with pytest.raises(OptionError, match="spatial=True.*elementwise"):

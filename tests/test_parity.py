@@ -9,18 +9,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from helpers import forward, load_golden, nchw, nhwc, rel_l2, value_and_grad
+
 from watson_jax import LossProvider
 
 PROVIDER = LossProvider()
 
 # (golden file, loss name)
-CASES = [(f"{stem}_{cs}{size}", name)
-         for stem, name, sizes in [("l1", "L1", [""]), ("l2", "L2", [""]), ("ssim", "SSIM", [""]),
-                                   ("watson_dct", "Watson-DCT", ["", "_48x80"]),
-                                   ("watson_dft", "Watson-DFT", ["", "_48x80"])]
-         for cs in ("rgb", "la") for size in sizes]
+CASES = [
+    (f"{stem}_{cs}{size}", name)
+    for stem, name, sizes in [
+        ("l1", "L1", [""]),
+        ("l2", "L2", [""]),
+        ("ssim", "SSIM", [""]),
+        ("watson_dct", "Watson-DCT", ["", "_48x80"]),
+        ("watson_dft", "Watson-DFT", ["", "_48x80"]),
+    ]
+    for cs in ("rgb", "la")
+    for size in sizes
+]
 WATSON_CASES = [c for c in CASES if c[1].startswith("Watson")]
 PER_IMAGE_CASES = [c for c in CASES if c[1] not in ("L1", "L2")]
 
@@ -34,8 +41,16 @@ F64_RTOL = 1e-6
 
 def build(name, golden, *, pretrained, weights_dir=None, reduction="sum", luminance="batch", **kw):
     colorspace = str(golden["colorspace"])
-    return PROVIDER.get_loss_function(name, colorspace, reduction=reduction, deterministic=kw.pop("deterministic", True),
-                                      pretrained=pretrained, luminance=luminance, weights_dir=weights_dir, **kw)
+    return PROVIDER.get_loss_function(
+        name,
+        colorspace,
+        reduction=reduction,
+        deterministic=kw.pop("deterministic", True),
+        pretrained=pretrained,
+        luminance=luminance,
+        weights_dir=weights_dir,
+        **kw,
+    )
 
 
 def batch_reduction(name):
@@ -98,7 +113,9 @@ def test_pretrained_float32(golden_name, name, converted_weights):
     np.testing.assert_allclose(value, g["value_sum"], rtol=VALUE_RTOL[name])
     check_gradients(name, g, grad, g["grad_input"])
 
-    per_image = forward(build(name, g, pretrained=True, weights_dir=converted_weights, reduction="none"), x, y)
+    per_image = forward(
+        build(name, g, pretrained=True, weights_dir=converted_weights, reduction="none"), x, y
+    )
     assert per_image.shape == (len(x),)
     check_values(name, g, per_image, expected_per_image(g, "value_none"), VALUE_RTOL[name])
 
@@ -148,16 +165,33 @@ def test_float64(golden_name, name, converted_weights):
     g = load_golden(golden_name)
     settings = [("", True)] + ([("_init", False)] if name.startswith("Watson") else [])
     with jax.enable_x64(True):
-        x, y = jnp.asarray(nhwc(g["input"]), jnp.float64), jnp.asarray(nhwc(g["target"]), jnp.float64)
+        x, y = (
+            jnp.asarray(nhwc(g["input"]), jnp.float64),
+            jnp.asarray(nhwc(g["target"]), jnp.float64),
+        )
         for suffix, pretrained in settings:
-            loss = build(name, g, pretrained=pretrained, weights_dir=converted_weights,
-                         reduction=batch_reduction(name))
+            loss = build(
+                name,
+                g,
+                pretrained=pretrained,
+                weights_dir=converted_weights,
+                reduction=batch_reduction(name),
+            )
             value, grad = value_and_grad(loss, x, y)
             assert value.dtype == jnp.float64
             np.testing.assert_allclose(value, g[f"value_sum{suffix}_f64"], rtol=F64_RTOL)
             if f"value_none{suffix}_f64" in g:
-                per_image = forward(build(name, g, pretrained=pretrained, weights_dir=converted_weights,
-                                          reduction="none"), x, y)
+                per_image = forward(
+                    build(
+                        name,
+                        g,
+                        pretrained=pretrained,
+                        weights_dir=converted_weights,
+                        reduction="none",
+                    ),
+                    x,
+                    y,
+                )
                 np.testing.assert_allclose(per_image, g[f"value_none{suffix}_f64"], rtol=F64_RTOL, atol=1e-12)
             if f"grad_input{suffix}_f64" in g:
                 want = g[f"grad_input{suffix}_f64"]

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from helpers import REPO
 
 README = (REPO / "README.md").read_text()
@@ -31,13 +30,24 @@ def test_ci_runs_the_readme_test_command():
 def test_compare_example_output_is_current(converted_weights, capsys):
     """The README's compare table is what the command prints for the original samples."""
     from helpers import SHARED
+
     from watson_jax.cli import main
 
     block = README.split("(`python -m watson_jax compare ex_ref.png ex_p0.png`):")[1].split("```")[1]
     documented = dict(line.split() for line in block.strip().splitlines())
     samples = SHARED / "original_samples"
-    assert main(["compare", str(samples / "ex_ref.png"), str(samples / "ex_p0.png"),
-                 "--weights-dir", str(converted_weights)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(samples / "ex_ref.png"),
+                str(samples / "ex_p0.png"),
+                "--weights-dir",
+                str(converted_weights),
+            ]
+        )
+        == 0
+    )
     printed = dict(line.split() for line in capsys.readouterr().out.strip().splitlines())
     # The test weights hold random stand-ins for the ImageNet backbones, so the README documents no
     # Deeploss numbers; every other line must be there.

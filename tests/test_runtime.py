@@ -11,16 +11,31 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
-
 from helpers import REPO
+from PIL import Image
 
 
 def test_quick_run_writes_markdown_csv_and_chart(tmp_path):
     pytest.importorskip("torch", reason="the benchmark compares against watson_jax.torch")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    proc = subprocess.run([sys.executable, "experiments/runtime.py", "--quick", "--losses", "L2", "--rounds", "2",
-                           "--out", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "experiments/runtime.py",
+            "--quick",
+            "--losses",
+            "L2",
+            "--rounds",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     [table] = tmp_path.glob("runtime_*.csv")
@@ -28,10 +43,16 @@ def test_quick_run_writes_markdown_csv_and_chart(tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["loss"], r["colorspace"], r["precision"]) for r in rows] == [("L2", "RGB", "default")]
     row = rows[0]
-    for column in ("jax_ms_per_step", "torch_ms_per_step", "torch_over_jax", "jax_peak_mib", "torch_peak_mib"):
+    for column in (
+        "jax_ms_per_step",
+        "torch_ms_per_step",
+        "torch_over_jax",
+        "jax_peak_mib",
+        "torch_peak_mib",
+    ):
         assert float(row[column]) > 0, column
     assert int(row["batch"]) == 4 and int(row["steps"]) >= 1
-    for side in ("jax", "torch"):        # two rounds, taking turns; the reported time is one of them
+    for side in ("jax", "torch"):  # two rounds, taking turns; the reported time is one of them
         rounds = [float(t) for t in row[f"{side}_rounds_ms"].split()]
         assert len(rounds) == 2 and float(row[f"{side}_ms_per_step"]) == pytest.approx(min(rounds), rel=1e-3)
     # Same images, same start, same steps: the two sides' loss values agree (L2 has no randomness).
@@ -50,8 +71,12 @@ def test_median_round_is_the_middle_round_with_every_round_listed():
     sys.path.insert(0, str(REPO / "experiments"))
     import runtime
 
-    rounds = [{"ms_per_step": 3.0, "peak_mib": 1}, {"error": "crashed"}, {"ms_per_step": 1.0, "peak_mib": 2},
-              {"ms_per_step": 2.0, "peak_mib": 3}]
+    rounds = [
+        {"ms_per_step": 3.0, "peak_mib": 1},
+        {"error": "crashed"},
+        {"ms_per_step": 1.0, "peak_mib": 2},
+        {"ms_per_step": 2.0, "peak_mib": 3},
+    ]
     got = runtime.median_round(rounds)
     assert got["ms_per_step"] == 2.0 and got["peak_mib"] == 3 and got["rounds_ms"] == [3.0, None, 1.0, 2.0]
     assert runtime.median_round([{"error": "crashed"}]) == {"error": "crashed"}

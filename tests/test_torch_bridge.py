@@ -20,8 +20,14 @@ def tensors(n=2, c=3, h=16, w=24, seed=0):
 @pytest.mark.parametrize("reduction", ["sum", "none"])
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_and_backward_match_the_torch_implementation(name, reduction, converted_weights):
-    kw = dict(colorspace="RGB", reduction=reduction, deterministic=True, weights_dir=converted_weights,
-              image_size=(3, 16, 24), pretrained=name != "Adaptive")   # Adaptive's weights are for 64×64
+    kw = dict(
+        colorspace="RGB",
+        reduction=reduction,
+        deterministic=True,
+        weights_dir=converted_weights,
+        image_size=(3, 16, 24),
+        pretrained=name != "Adaptive",
+    )  # Adaptive's weights are for 64×64
     bridged = wtorch.from_jax(watson_jax.LossProvider().get_loss_function(name, **kw))
     reference = wtorch.LossProvider().get_loss_function(name, **kw)
     x, y = tensors()
@@ -30,12 +36,12 @@ def test_forward_and_backward_match_the_torch_implementation(name, reduction, co
     out_b, out_r = bridged(xb, yb), reference(xr, yr)
     assert out_b.shape == out_r.shape and out_b.dtype == torch.float32
     np.testing.assert_allclose(out_b.detach().numpy(), out_r.detach().numpy(), rtol=2e-5)
-    weights = torch.linspace(0.5, 1.5, out_b.numel()).reshape(out_b.shape)   # a non-trivial cotangent
+    weights = torch.linspace(0.5, 1.5, out_b.numel()).reshape(out_b.shape)  # a non-trivial cotangent
     (out_b * weights).sum().backward()
     (out_r * weights).sum().backward()
     for got, want in ((xb.grad, xr.grad), (yb.grad, yr.grad)):
         rel = float(torch.linalg.norm(got - want) / torch.linalg.norm(want))
-        assert rel <= (0.05 if name == "Watson-DFT" else 1e-4)   # Watson-DFT: float32 conditioning
+        assert rel <= (0.05 if name == "Watson-DFT" else 1e-4)  # Watson-DFT: float32 conditioning
 
 
 def test_random_shift_is_seeded_by_torch():
@@ -47,8 +53,9 @@ def test_random_shift_is_seeded_by_torch():
     values = {float(bridged(x, y, torch.Generator().manual_seed(s))) for s in range(8)}
     assert len(values) > 1
     fixed = bridged(x, y, shift=(4, 4))
-    plain = wtorch.from_jax(watson_jax.LossProvider().get_loss_function("Watson-DCT", pretrained=False,
-                                                                        deterministic=True))(x, y)
+    plain = wtorch.from_jax(
+        watson_jax.LossProvider().get_loss_function("Watson-DCT", pretrained=False, deterministic=True)
+    )(x, y)
     assert torch.allclose(fixed, plain)
 
 
@@ -100,7 +107,7 @@ def test_without_gradients_and_second_order():
     xg = x.clone().requires_grad_()
     out = bridged(xg, y)
     assert torch.allclose(plain, out.detach())
-    weights = torch.ones_like(out, requires_grad=True)   # e.g. a gradient penalty differentiates twice
+    weights = torch.ones_like(out, requires_grad=True)  # e.g. a gradient penalty differentiates twice
     with pytest.raises(RuntimeError, match="once_differentiable"):
         (grad,) = torch.autograd.grad((out * weights).sum(), xg, create_graph=True)
         grad.sum().backward()
@@ -116,7 +123,7 @@ def test_elementwise_maps_through_the_bridge():
 def test_spatial_maps_cross_the_bridge():
     loss = watson_jax.LossProvider().get_loss_function("Watson-DCT", pretrained=False, deterministic=False)
     x, y = tensors()
-    got = wtorch.from_jax(loss)(x, y, spatial=True)        # no random shift, so no seed is drawn
+    got = wtorch.from_jax(loss)(x, y, spatial=True)  # no random shift, so no seed is drawn
     want = loss(np.transpose(x.numpy(), (0, 2, 3, 1)), np.transpose(y.numpy(), (0, 2, 3, 1)), spatial=True)
     assert got.shape == (2, 16, 24)
     np.testing.assert_allclose(got.numpy(), np.asarray(want), rtol=1e-6)

@@ -19,15 +19,18 @@ torch = pytest.importorskip("torch")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from helpers import GOLDEN, ORIGINAL_WEIGHTS, load_golden, rel_l2  # noqa: E402
 
 import watson_jax  # noqa: E402
-from helpers import GOLDEN, ORIGINAL_WEIGHTS, load_golden, rel_l2  # noqa: E402
 from watson_jax import InputError, MissingWeightsError, WeightsError  # noqa: E402
 from watson_jax.losses.deeploss import BACKBONES  # noqa: E402
 from watson_jax.provider import make_config  # noqa: E402
-from watson_jax.torch import Deeploss, LossProvider  # noqa: E402
+from watson_jax.torch import (  # noqa: E402
+    Deeploss,
+    LossProvider,
+    from_jax,  # noqa: E402
+)
 from watson_jax.torch import deeploss as torch_deeploss  # noqa: E402
-from watson_jax.torch import from_jax  # noqa: E402
 from watson_jax.weights import flatten  # noqa: E402
 
 PROVIDER = LossProvider()
@@ -42,7 +45,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # -- the random backbones of the golden files ----------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def random_backbone(name: str) -> dict:
     """The seed-0 backbone of ``random_backbones.py`` (torchvision keys, OIHW) as watson_jax's pytree
     {'features.<i>[.<part>]': {'kernel': HWIO, 'bias': (O,)}}."""
@@ -54,16 +58,26 @@ def random_backbone(name: str) -> dict:
     for key, value in draw(0).items():
         layer, kind = key.rsplit(".", 1)
         tree.setdefault(layer, {})[{"weight": "kernel", "bias": "bias"}[kind]] = (
-            np.transpose(value, (2, 3, 1, 0)) if kind == "weight" else value)
+            np.transpose(value, (2, 3, 1, 0)) if kind == "weight" else value
+        )
     return tree
 
 
 def head_file(name: str, colorspace: str):
-    return ORIGINAL_WEIGHTS / f"{'rgb' if colorspace.lower() == 'rgb' else 'gray'}_pnet_lin_{STEMS[name]}_trial0.pth"
+    return (
+        ORIGINAL_WEIGHTS
+        / f"{'rgb' if colorspace.lower() == 'rgb' else 'gray'}_pnet_lin_{STEMS[name]}_trial0.pth"
+    )
 
 
-def build(name: str, colorspace: str = "RGB", *, reduction: str = "none", params=None,
-          precision: str = "highest") -> Deeploss:
+def build(
+    name: str,
+    colorspace: str = "RGB",
+    *,
+    reduction: str = "none",
+    params=None,
+    precision: str = "highest",
+) -> Deeploss:
     config = make_config(name, colorspace, reduction, True, "image", precision)
     return Deeploss(config, params, random_backbone(name)).eval()
 
@@ -74,7 +88,10 @@ def pretrained(name: str, colorspace: str, **kw) -> Deeploss:
 
 
 def golden_tensors(g, dtype):
-    return (torch.tensor(g["input"], dtype=dtype).requires_grad_(True), torch.tensor(g["target"], dtype=dtype))
+    return (
+        torch.tensor(g["input"], dtype=dtype).requires_grad_(True),
+        torch.tensor(g["target"], dtype=dtype),
+    )
 
 
 def per_image_and_grad(loss, x, y):
@@ -85,6 +102,7 @@ def per_image_and_grad(loss, x, y):
 
 
 # -- golden parity ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("golden_name,name", GOLDEN_FILES)
 def test_golden_float32(golden_name, name):
@@ -104,7 +122,10 @@ def test_golden_float32(golden_name, name):
     assert value[i] == 0 and np.all(grad[i] == 0)
     for p in others:
         tolerance = max(GRAD_RTOL, 3 * g["grad_input_f32_noise"][p])
-        assert rel_l2(grad[p], g["grad_input"][p]) <= tolerance, (p, rel_l2(grad[p], g["grad_input"][p]))
+        assert rel_l2(grad[p], g["grad_input"][p]) <= tolerance, (
+            p,
+            rel_l2(grad[p], g["grad_input"][p]),
+        )
         # The float32 gradient is also close to the float64 one (no max-pool argmax flip; see the README
         # on pair 0 RGB of VGG, whose f32 noise is large).
         assert rel_l2(grad[p], g["grad_input_f64"][p]) <= max(GRAD_RTOL, 4 * g["grad_input_f32_vs_f64"][p])
@@ -115,7 +136,7 @@ def test_golden_float64(golden_name, name):
     """A module made float64 with .double() on float64 inputs: values rtol 1e-6, gradients rel. L2 ≤ 1e-6."""
     g = load_golden(golden_name)
     loss = pretrained(name, str(g["colorspace"])).double()
-    assert loss.features.get_submodule("0").weight.dtype == torch.float64   # the buffers moved too
+    assert loss.features.get_submodule("0").weight.dtype == torch.float64  # the buffers moved too
     x, y = golden_tensors(g, torch.float64)
     value, grad = per_image_and_grad(loss, x, y)
     assert value.dtype == np.float64 and grad.dtype == np.float64
@@ -142,8 +163,9 @@ def test_float64_inputs_widen_float32_parameters():
 
 # -- finite gradients ------------------------------------------------------------------------------------
 
+
 def test_unit_normalise_has_a_finite_gradient_at_zero():
-    f = torch.tensor([[[[0.0, 1.0]], [[0.0, 2.0]]]], dtype=torch.float64, requires_grad=True)   # (1, 2, 1, 2)
+    f = torch.tensor([[[[0.0, 1.0]], [[0.0, 2.0]]]], dtype=torch.float64, requires_grad=True)  # (1, 2, 1, 2)
     n = torch_deeploss.unit_normalise(f)
     expected = f.detach() / (torch.sqrt((f.detach() ** 2).sum(1, keepdim=True)) + 1e-10)
     assert torch.equal(n.detach(), expected)
@@ -169,6 +191,7 @@ def test_constant_black_and_identical_images(name):
 
 # -- the reference's layout, load_reference, the provider ------------------------------------------------
 
+
 @pytest.mark.parametrize("colorspace", ["RGB", "LA"])
 @pytest.mark.parametrize("name", METRICS)
 def test_state_dict_is_the_reference_head_file(name, colorspace):
@@ -179,13 +202,16 @@ def test_state_dict_is_the_reference_head_file(name, colorspace):
     for key, value in reference.items():
         assert (state[key].shape, state[key].dtype) == (value.shape, value.dtype), key
     assert [k for k, _ in loss.named_parameters()] == list(reference)
-    assert all(torch.equal(v, torch.ones_like(v)) for v in state.values())   # untuned: heads of ones
+    assert all(torch.equal(v, torch.ones_like(v)) for v in state.values())  # untuned: heads of ones
     # The backbone: non-persistent buffers under torchvision's names.
     buffers = dict(loss.named_buffers())
     assert sorted(k for k in buffers if k.startswith("features.")) == sorted(
-        f"{layer}.{part}" for layer in BACKBONES[name].layout for part in ("weight", "bias"))
-    np.testing.assert_array_equal(buffers["features.0.weight"].numpy(),
-                                  random_backbone(name)["features.0"]["kernel"].transpose(3, 2, 0, 1))
+        f"{layer}.{part}" for layer in BACKBONES[name].layout for part in ("weight", "bias")
+    )
+    np.testing.assert_array_equal(
+        buffers["features.0.weight"].numpy(),
+        random_backbone(name)["features.0"]["kernel"].transpose(3, 2, 0, 1),
+    )
 
     assert loss.load_reference(head_file(name, colorspace)) is loss
     assert all(torch.equal(v, reference[k]) for k, v in loss.state_dict().items())
@@ -193,7 +219,7 @@ def test_state_dict_is_the_reference_head_file(name, colorspace):
     assert sorted(heads) == [f"lin{k}" for k in range(len(reference))]
     for key, value in reference.items():
         np.testing.assert_array_equal(heads[key.split(".")[0]], value.numpy().reshape(-1))
-    loss.load_state_dict(reference, strict=True)   # plain strict loading works too
+    loss.load_state_dict(reference, strict=True)  # plain strict loading works too
 
 
 def test_load_reference_refuses_other_files(tmp_path):
@@ -212,7 +238,7 @@ def test_load_reference_refuses_other_files(tmp_path):
     torch.save(state, tmp_path / "nan.pth")
     with pytest.raises(WeightsError, match="finite"):
         loss.load_reference(tmp_path / "nan.pth")
-    assert torch.equal(loss.lin0.weight, torch.ones_like(loss.lin0.weight))   # nothing was loaded
+    assert torch.equal(loss.lin0.weight, torch.ones_like(loss.lin0.weight))  # nothing was loaded
 
 
 def test_backbone_is_checked():
@@ -224,8 +250,14 @@ def test_backbone_is_checked():
     with pytest.raises(WeightsError, match="missing parameters"):
         Deeploss(config, None, backbone)
     with pytest.raises(WeightsError, match="shape"):
-        Deeploss(config, None, {**random_backbone("Deeploss-Squeeze"),
-                                "features.0": random_backbone("Deeploss-VGG")["features.2"]})
+        Deeploss(
+            config,
+            None,
+            {
+                **random_backbone("Deeploss-Squeeze"),
+                "features.0": random_backbone("Deeploss-VGG")["features.2"],
+            },
+        )
 
 
 @pytest.mark.parametrize("name", METRICS)
@@ -233,14 +265,17 @@ def test_provider(name, converted_weights, tmp_path):
     loss = PROVIDER.get_loss_function(name, "LA", weights_dir=converted_weights)
     assert isinstance(loss, Deeploss) and not loss.training and loss.precision == "highest"
     assert loss.config.colorspace == "grey"
-    assert not any(p.requires_grad for p in loss.parameters())   # pretrained heads come frozen
+    assert not any(p.requires_grad for p in loss.parameters())  # pretrained heads come frozen
     assert not any(b.requires_grad for b in loss.buffers())
     reference = torch.load(head_file(name, "LA"), weights_only=True)
     assert all(torch.equal(v, reference[k]) for k, v in loss.state_dict().items())
     expected = random_backbone(name)
     for layer in expected:
-        np.testing.assert_array_equal(loss.get_submodule(layer).weight.numpy(),
-                                      expected[layer]["kernel"].transpose(3, 2, 0, 1), err_msg=layer)
+        np.testing.assert_array_equal(
+            loss.get_submodule(layer).weight.numpy(),
+            expected[layer]["kernel"].transpose(3, 2, 0, 1),
+            err_msg=layer,
+        )
 
     # The heads are the converted ones the JAX loss reads.
     jax_heads = watson_jax.LossProvider().get_loss_function(name, "LA", weights_dir=converted_weights).params
@@ -249,7 +284,9 @@ def test_provider(name, converted_weights, tmp_path):
     for key in ours:
         np.testing.assert_array_equal(ours[key], np.asarray(theirs[key]), err_msg=key)
 
-    untuned = PROVIDER.get_loss_function(name, pretrained=False, precision="default", weights_dir=converted_weights)
+    untuned = PROVIDER.get_loss_function(
+        name, pretrained=False, precision="default", weights_dir=converted_weights
+    )
     assert untuned.precision == "default" and "precision='default'" in repr(untuned)
     assert all(p.requires_grad and torch.equal(p, torch.ones_like(p)) for p in untuned.parameters())
     with pytest.raises(MissingWeightsError, match="backbone"):
@@ -269,7 +306,7 @@ def test_modes_and_greyscale(converted_weights):
         np.testing.assert_array_equal(per_image.numpy(), loss(grey(x), grey(y)).numpy())
         dropped = [loss.train()(x, y, torch.Generator().manual_seed(s)).numpy() for s in (0, 0, 1)]
         loss.eval()
-        np.testing.assert_array_equal(dropped[0], dropped[1])      # the generator decides the mask
+        np.testing.assert_array_equal(dropped[0], dropped[1])  # the generator decides the mask
         assert not np.allclose(dropped[0], dropped[2]) and not np.allclose(dropped[0], per_image.numpy())
         # Dropout with survivors × 2 keeps the expectation: the mean over masks approaches the value.
         masks = np.mean([loss.train()(x, y, torch.Generator().manual_seed(s)).numpy() for s in range(64)], 0)
@@ -292,14 +329,15 @@ def test_too_small_images_are_refused(name):
     with pytest.raises(InputError, match=f"at least {size}x{size}"):
         loss(small, small)
     with torch.no_grad():
-        assert torch.isfinite(loss(*torch.rand(2, 1, 3, size, size))).all()   # the smallest size works
+        assert torch.isfinite(loss(*torch.rand(2, 1, 3, size, size))).all()  # the smallest size works
 
 
 # -- precision ---------------------------------------------------------------------------------------------
 
+
 def test_full_float32_sets_and_restores_the_flags():
     handles = torch_deeploss._precision_handles()
-    assert handles   # torch 2.13 has the fp32_precision API
+    assert handles  # torch 2.13 has the fp32_precision API
     before = [h.fp32_precision for h in handles]
     with torch_deeploss.full_float32():
         assert all(h.fp32_precision == "ieee" for h in handles)
@@ -323,8 +361,10 @@ def test_full_float32_convolution_and_its_gradient():
     # Second derivatives and torch.func transforms work through it too.
     assert torch.autograd.gradgradcheck(conv, (x, w, b), fast_mode=True)
     square = lambda f: lambda a: f(a, w.detach(), b.detach(), stride=2, padding=0).square().sum()  # noqa: E731
-    grads = [torch.func.vmap(torch.func.grad(square(f)))(x.detach()[:, None])
-             for f in (torch_deeploss.conv2d, torch.nn.functional.conv2d)]
+    grads = [
+        torch.func.vmap(torch.func.grad(square(f)))(x.detach()[:, None])
+        for f in (torch_deeploss.conv2d, torch.nn.functional.conv2d)
+    ]
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=0)
 
 
@@ -345,8 +385,10 @@ def test_precision_highest_covers_the_backward(monkeypatch):
         entered.clear()
         x, y = (torch.tensor(g[k][:2, :, :32, :32]) for k in ("input", "target"))
         x.requires_grad_(True)
-        results[precision] = per_image_and_grad(pretrained("Deeploss-Squeeze", "RGB", precision=precision), x, y)
-        backbone, heads = 1 + 3 * 8, 7   # features.0, three per Fire module; seven heads
+        results[precision] = per_image_and_grad(
+            pretrained("Deeploss-Squeeze", "RGB", precision=precision), x, y
+        )
+        backbone, heads = 1 + 3 * 8, 7  # features.0, three per Fire module; seven heads
         # Forward: the backbone once per image batch, then the heads; backward: x's branch only.
         assert len(entered) == (2 * backbone + heads + backbone + heads if precision == "highest" else 0)
     for a, b in zip(results["highest"], results["default"]):
@@ -359,9 +401,12 @@ def test_precision_highest_covers_the_backward(monkeypatch):
 # (10-40 s on a loaded 2-core machine), so there is one compiled program per backbone: VGG directly,
 # SqueezeNet (greyscale, one channel) through the DLPack bridge.
 
+
 def random_case(name, channels, seed=1):
     rng = np.random.default_rng(seed)
-    heads = {f"lin{i}": rng.uniform(0, 2, c).astype(np.float32) for i, c in enumerate(BACKBONES[name].channels)}
+    heads = {
+        f"lin{i}": rng.uniform(0, 2, c).astype(np.float32) for i, c in enumerate(BACKBONES[name].channels)
+    }
     x = rng.uniform(size=(2, channels, 40, 56))
     y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
     return heads, x, y, np.array([0.7, 1.3])
@@ -385,7 +430,9 @@ def test_jax_equals_torch(converted_weights):
     name = "Deeploss-VGG"
     heads, x, y, cotangent = random_case(name, 3)
     with jax.enable_x64(True):
-        jax_loss = watson_jax.LossProvider().get_loss_function(name, reduction="none", weights_dir=converted_weights)
+        jax_loss = watson_jax.LossProvider().get_loss_function(
+            name, reduction="none", weights_dir=converted_weights
+        )
         jax_loss = jax_loss.replace(jax.tree.map(jnp.asarray, heads))
 
         @jax.jit
@@ -410,9 +457,10 @@ def test_bridge_runs_the_jax_loss(converted_weights):
     name = "Deeploss-Squeeze"
     heads, x, y, cotangent = random_case(name, 1)
     with jax.enable_x64(True):
-        jax_loss = watson_jax.LossProvider().get_loss_function(name, "LA", reduction="none",
-                                                               weights_dir=converted_weights)
-        assert jax.tree.leaves(jax_loss.frozen)   # the backbone is a child of the pytree
+        jax_loss = watson_jax.LossProvider().get_loss_function(
+            name, "LA", reduction="none", weights_dir=converted_weights
+        )
+        assert jax.tree.leaves(jax_loss.frozen)  # the backbone is a child of the pytree
         bridged = from_jax(jax_loss.replace(jax.tree.map(jnp.asarray, heads)))
         value, *grads = torch_value_and_grads(bridged, x, y, cotangent)
     assert value.shape == (2,)

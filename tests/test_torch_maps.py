@@ -20,8 +20,8 @@ from watson_jax import torch as wtorch  # noqa: E402
 JAX_PROVIDER = JaxLossProvider()
 ANALYTIC = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT", "Adaptive"]
 DEEPLOSS = ["Deeploss-VGG", "Deeploss-Squeeze"]
-SHAPE = (2, 16, 24)            # N, H, W: non-square, multiples of 8
-DEEPLOSS_SHAPE = (2, 24, 32)   # ≥ 17×17 for SqueezeNet
+SHAPE = (2, 16, 24)  # N, H, W: non-square, multiples of 8
+DEEPLOSS_SHAPE = (2, 24, 32)  # ≥ 17×17 for SqueezeNet
 ADAPTIVE_SIZE = (3, *SHAPE[1:])
 MAP_RTOL = 1e-9
 
@@ -76,12 +76,23 @@ def torch_module(jax_loss):
 
 def build(name, weights_dir, *, colorspace="RGB", luminance="image", deterministic=True, seed=1):
     """A JAX loss with random parameters (reduction 'none') and its torch module."""
-    pretrained = name != "Adaptive"   # the pretrained Adaptive weights are for 64×64 images only
+    pretrained = name != "Adaptive"  # the pretrained Adaptive weights are for 64×64 images only
     jax_loss = JAX_PROVIDER.get_loss_function(
-        name, colorspace, reduction="none", deterministic=deterministic, pretrained=pretrained,
-        image_size=ADAPTIVE_SIZE if name == "Adaptive" else None, luminance=luminance, weights_dir=weights_dir)
-    jax_loss = jax_loss.replace(jax.tree.map(jnp.asarray, perturb(jax.tree.map(np.asarray, jax_loss.params),
-                                                                  np.random.default_rng(seed))))
+        name,
+        colorspace,
+        reduction="none",
+        deterministic=deterministic,
+        pretrained=pretrained,
+        image_size=ADAPTIVE_SIZE if name == "Adaptive" else None,
+        luminance=luminance,
+        weights_dir=weights_dir,
+    )
+    jax_loss = jax_loss.replace(
+        jax.tree.map(
+            jnp.asarray,
+            perturb(jax.tree.map(np.asarray, jax_loss.params), np.random.default_rng(seed)),
+        )
+    )
     return jax_loss, torch_module(jax_loss)
 
 
@@ -115,9 +126,11 @@ def check_map(jax_loss, module, x, y, shape, sum_rtol):
     return got
 
 
-CASES = ([(name, "RGB", 3, "image") for name in ANALYTIC]
-         + [(name, "LA", 1, "image") for name in ANALYTIC]
-         + [("Watson-DCT", "LA", 3, "batch"), ("Watson-DFT", "RGB", 3, "batch")])
+CASES = (
+    [(name, "RGB", 3, "image") for name in ANALYTIC]
+    + [(name, "LA", 1, "image") for name in ANALYTIC]
+    + [("Watson-DCT", "LA", 3, "batch"), ("Watson-DFT", "RGB", 3, "batch")]
+)
 
 
 @pytest.mark.parametrize("name,colorspace,channels,luminance", CASES)
@@ -162,7 +175,7 @@ def test_watson_map_has_no_shift_no_randomness_and_eval_mode(name, converted_wei
     state, global_state = g.get_state(), torch.get_rng_state()
     np.testing.assert_array_equal(torch_map(random, x, y, generator=g).numpy(), want)
     np.testing.assert_array_equal(torch_map(random, x, y).numpy(), want)
-    random.train()   # the reference's tuning mode: Watson-DFT's dropout and the phase of the real bins
+    random.train()  # the reference's tuning mode: Watson-DFT's dropout and the phase of the real bins
     np.testing.assert_array_equal(torch_map(random, x, y, generator=g).numpy(), want)
     np.testing.assert_array_equal(torch_map(random, x, y).numpy(), want)
     assert torch.equal(g.get_state(), state) and torch.equal(torch.get_rng_state(), global_state)
@@ -186,8 +199,15 @@ def test_map_follows_the_gradient(converted_weights):
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-7, atol=1e-12 * np.abs(grads[1]).max())
 
 
-@pytest.mark.parametrize("name,kw", [("Watson-DFT", {"shift": (1, 2)}), ("Watson-DCT", {"shift": (4, 4)}),
-                                     ("L1", {"elementwise": True}), ("SSIM", {"shift": (1, 2)})])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("Watson-DFT", {"shift": (1, 2)}),
+        ("Watson-DCT", {"shift": (4, 4)}),
+        ("L1", {"elementwise": True}),
+        ("SSIM", {"shift": (1, 2)}),
+    ],
+)
 def test_invalid_combinations_raise(name, kw, converted_weights):
     _, module = build(name, converted_weights)
     x, y = images(SHAPE, 3)

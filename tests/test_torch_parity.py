@@ -12,30 +12,60 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from helpers import ORIGINAL_WEIGHTS, load_golden, nhwc, rel_l2  # noqa: E402
-from test_parity import (CASES, F64_RTOL, PER_IMAGE_CASES, SHIFT_RTOL, VALUE_RTOL,  # noqa: E402
-                         VALUE_RTOL_INIT, WATSON_CASES, batch_reduction, check_gradients, check_values,
-                         expected_per_image)
+from test_parity import (
+    CASES,
+    F64_RTOL,
+    PER_IMAGE_CASES,
+    SHIFT_RTOL,
+    VALUE_RTOL,  # noqa: E402
+    VALUE_RTOL_INIT,
+    WATSON_CASES,
+    batch_reduction,
+    check_gradients,
+    check_values,
+    expected_per_image,
+)
 
 # Adaptive is tested in its own section below (image size per file, maps), not by the generic tests.
-CASES, PER_IMAGE_CASES, WATSON_CASES = ([c for c in cases if c[1] != "Adaptive"]
-                                        for cases in (CASES, PER_IMAGE_CASES, WATSON_CASES))
-from watson_jax import LossProvider as JaxLossProvider  # noqa: E402
+CASES, PER_IMAGE_CASES, WATSON_CASES = (
+    [c for c in cases if c[1] != "Adaptive"] for cases in (CASES, PER_IMAGE_CASES, WATSON_CASES)
+)
 from watson_jax import InputError, InputTypeError, OptionError, WeightsError  # noqa: E402
+from watson_jax import LossProvider as JaxLossProvider  # noqa: E402
 from watson_jax.torch import LossProvider  # noqa: E402
 from watson_jax.weights import flatten  # noqa: E402
 
 PROVIDER = LossProvider()
-REFERENCE_FILES = {("Watson-DCT", "RGB"): "rgb_watson_dct_trial0.pth", ("Watson-DCT", "LA"): "gray_watson_dct_trial0.pth",
-                   ("Watson-DFT", "RGB"): "rgb_watson_fft_trial0.pth", ("Watson-DFT", "LA"): "gray_watson_fft_trial0.pth"}
+REFERENCE_FILES = {
+    ("Watson-DCT", "RGB"): "rgb_watson_dct_trial0.pth",
+    ("Watson-DCT", "LA"): "gray_watson_dct_trial0.pth",
+    ("Watson-DFT", "RGB"): "rgb_watson_fft_trial0.pth",
+    ("Watson-DFT", "LA"): "gray_watson_fft_trial0.pth",
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def build(name, golden, *, pretrained, weights_dir=None, reduction="sum", luminance="batch", deterministic=True):
-    return PROVIDER.get_loss_function(name, str(golden["colorspace"]), reduction=reduction,
-                                      deterministic=deterministic, pretrained=pretrained, luminance=luminance,
-                                      weights_dir=weights_dir)
+def build(
+    name,
+    golden,
+    *,
+    pretrained,
+    weights_dir=None,
+    reduction="sum",
+    luminance="batch",
+    deterministic=True,
+):
+    return PROVIDER.get_loss_function(
+        name,
+        str(golden["colorspace"]),
+        reduction=reduction,
+        deterministic=deterministic,
+        pretrained=pretrained,
+        luminance=luminance,
+        weights_dir=weights_dir,
+    )
 
 
 def tensors(golden, dtype=torch.float32):
@@ -65,7 +95,9 @@ def test_pretrained_float32(golden_name, name, converted_weights):
     np.testing.assert_allclose(value, g["value_sum"], rtol=VALUE_RTOL[name])
     check_gradients(name, g, nhwc(grad), g["grad_input"])  # check_gradients takes NHWC
 
-    per_image = forward(build(name, g, pretrained=True, weights_dir=converted_weights, reduction="none"), x, y)
+    per_image = forward(
+        build(name, g, pretrained=True, weights_dir=converted_weights, reduction="none"), x, y
+    )
     assert per_image.shape == (len(x),)
     check_values(name, g, per_image, expected_per_image(g, "value_none"), VALUE_RTOL[name])
 
@@ -98,7 +130,7 @@ def test_every_shift_offset(golden_name, name, converted_weights):
     x, y = (t[:1] for t in tensors(g))
     with torch.no_grad():
         got = np.array([[loss(x, y, shift=(sx, sy)).item() for sy in range(8)] for sx in range(8)])
-        drawn = loss(x, y, torch.Generator().manual_seed(3)).item()   # a random call draws one of the 64
+        drawn = loss(x, y, torch.Generator().manual_seed(3)).item()  # a random call draws one of the 64
     np.testing.assert_allclose(got, g["shift_values"], rtol=SHIFT_RTOL[name])
     assert np.min(np.abs(g["shift_values"] - drawn) / g["shift_values"]) <= SHIFT_RTOL[name]
 
@@ -111,15 +143,24 @@ def test_float64(golden_name, name, converted_weights):
     x, y = tensors(g, torch.float64)
     settings = [("", True)] + ([("_init", False)] if name.startswith("Watson") else [])
     for suffix, pretrained in settings:
-        loss = build(name, g, pretrained=pretrained, weights_dir=converted_weights, reduction=batch_reduction(name))
+        loss = build(
+            name,
+            g,
+            pretrained=pretrained,
+            weights_dir=converted_weights,
+            reduction=batch_reduction(name),
+        )
         value, grad = value_and_grad(loss, x, y)
         assert value.dtype == np.float64
         np.testing.assert_allclose(value, g[f"value_sum{suffix}_f64"], rtol=F64_RTOL)
         if name.startswith("Watson"):  # float64 parameters make the call float64
             np.testing.assert_allclose(forward(loss.double(), x.float(), y.float()), value, rtol=1e-12)
         if f"value_none{suffix}_f64" in g:
-            per_image = forward(build(name, g, pretrained=pretrained, weights_dir=converted_weights,
-                                      reduction="none"), x, y)
+            per_image = forward(
+                build(name, g, pretrained=pretrained, weights_dir=converted_weights, reduction="none"),
+                x,
+                y,
+            )
             np.testing.assert_allclose(per_image, g[f"value_none{suffix}_f64"], rtol=F64_RTOL, atol=1e-12)
         if f"grad_input{suffix}_f64" in g:
             want = g[f"grad_input{suffix}_f64"]
@@ -133,11 +174,14 @@ def test_float64(golden_name, name, converted_weights):
 
 # -- the reference's state-dict layout ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name,colorspace", list(REFERENCE_FILES))
 def test_state_dict_is_the_reference_layout(name, colorspace, converted_weights):
     path = ORIGINAL_WEIGHTS / REFERENCE_FILES[(name, colorspace)]
     reference = torch.load(path, map_location="cpu", weights_only=True)
-    loss = PROVIDER.get_loss_function(name, colorspace, pretrained=False, deterministic=True, luminance="batch")
+    loss = PROVIDER.get_loss_function(
+        name, colorspace, pretrained=False, deterministic=True, luminance="batch"
+    )
     state = loss.state_dict()
     assert list(state) == list(reference)
     for key, value in reference.items():
@@ -182,15 +226,30 @@ def test_load_reference_refuses_other_files(tmp_path):
 def test_constants_equal_the_jax_ones():
     from watson_jax import blocks
     from watson_jax.losses import adaptive, ssim
-    from watson_jax.torch import adaptive as torch_adaptive, blocks as torch_blocks, ssim as torch_ssim
+    from watson_jax.torch import (
+        adaptive as torch_adaptive,
+    )
+    from watson_jax.torch import (
+        blocks as torch_blocks,
+    )
+    from watson_jax.torch import (
+        ssim as torch_ssim,
+    )
 
     np.testing.assert_array_equal(torch_ssim.gaussian_window(), ssim.gaussian_window())
     np.testing.assert_array_equal(torch_blocks.dct_matrix(), blocks.dct_matrix())
-    for n in (3, 48, 64):   # both float64 from the same formula (torch.cos vs np.cos: last-bit differences)
-        np.testing.assert_allclose(torch_adaptive.dct_matrix(n).numpy(), adaptive._dct_matrix(n), rtol=0, atol=1e-15)
+    for n in (
+        3,
+        48,
+        64,
+    ):  # both float64 from the same formula (torch.cos vs np.cos: last-bit differences)
+        np.testing.assert_allclose(
+            torch_adaptive.dct_matrix(n).numpy(), adaptive._dct_matrix(n), rtol=0, atol=1e-15
+        )
 
 
 # -- modes and errors -----------------------------------------------------------------------------------
+
 
 def test_training_mode_of_watson_dft():
     """eval() by default; train() activates the real bins' phase and the dropout, drawn from the generator."""
@@ -215,7 +274,11 @@ def forward_with(loss, x, y, generator):
 @pytest.mark.parametrize("name", ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT"])
 def test_reductions(name):
     x, y = tensors(load_golden("watson_dft_rgb"))
-    per_image = forward(PROVIDER.get_loss_function(name, pretrained=False, deterministic=True, reduction="none"), x, y)
+    per_image = forward(
+        PROVIDER.get_loss_function(name, pretrained=False, deterministic=True, reduction="none"),
+        x,
+        y,
+    )
     assert per_image.shape == (4,)
     for reduction, expected in (("sum", per_image.sum()), ("mean", per_image.mean())):
         loss = PROVIDER.get_loss_function(name, pretrained=False, deterministic=True, reduction=reduction)
@@ -243,14 +306,17 @@ def test_greyscale_converts_three_channels(name):
     np.testing.assert_array_equal(forward(loss, x, y), forward(loss, grey(x), grey(y)))
 
 
-@pytest.mark.parametrize("make,error,match", [
-    (lambda x: x.permute(0, 2, 3, 1), InputError, "NHWC"),
-    (lambda x: x[0], InputError, "rank 3"),
-    (lambda x: (x * 255).to(torch.uint8), InputTypeError, "float"),
-    (lambda x: x[:, :, :60], InputError, "multiples of 8"),
-    (lambda x: x[:, :1], InputError, "1 channels"),
-    (lambda x: x.numpy(), InputTypeError, "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "make,error,match",
+    [
+        (lambda x: x.permute(0, 2, 3, 1), InputError, "NHWC"),
+        (lambda x: x[0], InputError, "rank 3"),
+        (lambda x: (x * 255).to(torch.uint8), InputTypeError, "float"),
+        (lambda x: x[:, :, :60], InputError, "multiples of 8"),
+        (lambda x: x[:, :1], InputError, "1 channels"),
+        (lambda x: x.numpy(), InputTypeError, "torch.Tensor"),
+    ],
+)
 def test_clear_errors(make, error, match):
     x = torch.rand(2, 3, 64, 64)
     loss = PROVIDER.get_loss_function("Watson-DFT", pretrained=False)
@@ -281,9 +347,18 @@ ADAPTIVE_RTOL = 1e-5
 def build_adaptive(golden, *, pretrained, weights_dir, reduction="sum"):
     size = tuple(int(s) for s in golden["image_size"])
     if str(golden["colorspace"]) == "LA":
-        size = (1, *size[1:])   # C = 1 is accepted and means the same (grey replicated to 3 channels)
-    return PROVIDER.get_loss_function("Adaptive", str(golden["colorspace"]), reduction=reduction,
-                                      pretrained=pretrained, image_size=size, weights_dir=weights_dir)
+        size = (
+            1,
+            *size[1:],
+        )  # C = 1 is accepted and means the same (grey replicated to 3 channels)
+    return PROVIDER.get_loss_function(
+        "Adaptive",
+        str(golden["colorspace"]),
+        reduction=reduction,
+        pretrained=pretrained,
+        image_size=size,
+        weights_dir=weights_dir,
+    )
 
 
 def adaptive_settings(golden):
@@ -305,22 +380,25 @@ def test_adaptive_float32(golden_name, converted_weights):
     x, y = tensors(g)
     for suffix, pretrained in adaptive_settings(g):
         loss = build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights)
-        assert all(p.requires_grad != pretrained for p in loss.parameters())   # pretrained comes frozen
+        assert all(p.requires_grad != pretrained for p in loss.parameters())  # pretrained comes frozen
         value, grad = value_and_grad(loss, x, y)
         assert value.dtype == np.float32
         np.testing.assert_allclose(value, g[f"value_sum{suffix}"], rtol=ADAPTIVE_RTOL)
         assert_close_to_max(grad, g[f"grad_input{suffix}"])
         i = int(g["identical_pair_index"])
         if i >= 0:
-            assert np.all(grad[i] == 0)   # the NLL's derivative at v = 0 is exactly 0
+            assert np.all(grad[i] == 0)  # the NLL's derivative at v = 0 is exactly 0
 
         with torch.no_grad():
             nll_map = loss(x, y, elementwise=True).numpy()
-        assert nll_map.shape == (len(x), 3, *x.shape[2:])   # grey: 3 replicated channels
+        assert nll_map.shape == (len(x), 3, *x.shape[2:])  # grey: 3 replicated channels
         assert_close_to_max(nll_map, g[f"value_none{suffix}"])
 
-        per_image = forward(build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights,
-                                           reduction="none"), x, y)
+        per_image = forward(
+            build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights, reduction="none"),
+            x,
+            y,
+        )
         assert per_image.shape == (len(x),)
         # Per image the sums over C are far from 0 (README), so a relative tolerance applies.
         np.testing.assert_allclose(per_image, g[f"value_none_sum_hw{suffix}"].sum(axis=1), rtol=ADAPTIVE_RTOL)
@@ -332,7 +410,9 @@ def test_adaptive_float64(golden_name, converted_weights):
     g = load_golden(golden_name)
     x, y = tensors(g, torch.float64)
     for suffix, pretrained in adaptive_settings(g):
-        value, grad = value_and_grad(build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights), x, y)
+        value, grad = value_and_grad(
+            build_adaptive(g, pretrained=pretrained, weights_dir=converted_weights), x, y
+        )
         assert value.dtype == np.float64 and grad.dtype == np.float64
         np.testing.assert_allclose(value, g[f"value_sum{suffix}_f64"], rtol=F64_RTOL)
 
@@ -343,8 +423,14 @@ def test_adaptive_state_dict_is_the_reference_layout(colorspace, converted_weigh
     reference = torch.load(path, map_location="cpu", weights_only=True)
     loss = PROVIDER.get_loss_function("Adaptive", colorspace, pretrained=False, weights_dir=converted_weights)
     state = loss.state_dict()
-    assert list(state) == list(reference) == [".robust_loss.adaptive_lossfun.latent_alpha",
-                                              ".robust_loss.adaptive_lossfun.latent_scale"]
+    assert (
+        list(state)
+        == list(reference)
+        == [
+            ".robust_loss.adaptive_lossfun.latent_alpha",
+            ".robust_loss.adaptive_lossfun.latent_scale",
+        ]
+    )
     for key, value in reference.items():
         assert (state[key].shape, state[key].dtype) == (value.shape, value.dtype), key
     assert [name for name, _ in loss.named_parameters()] == ["latent_alpha", "latent_scale"]
@@ -359,8 +445,9 @@ def test_adaptive_state_dict_is_the_reference_layout(colorspace, converted_weigh
     for key, value in pretrained.state_dict().items():
         assert torch.equal(value, reference[key]), key
     # ... and so does one loaded with load_reference, whose parameters in watson_jax's layout are the JAX loss's.
-    fresh = PROVIDER.get_loss_function("Adaptive", colorspace, pretrained=False,
-                                       weights_dir=converted_weights).load_reference(path)
+    fresh = PROVIDER.get_loss_function(
+        "Adaptive", colorspace, pretrained=False, weights_dir=converted_weights
+    ).load_reference(path)
     assert all(torch.equal(v, reference[k]) for k, v in fresh.state_dict().items())
     jax_loss = JaxLossProvider().get_loss_function("Adaptive", colorspace, weights_dir=converted_weights)
     ours, theirs = flatten(fresh.jax_params()), flatten(jax_loss.params)
@@ -369,9 +456,13 @@ def test_adaptive_state_dict_is_the_reference_layout(colorspace, converted_weigh
         np.testing.assert_array_equal(ours[key], np.asarray(theirs[key]), err_msg=key)
 
     # The internal parameter names are not the file layout: a strict load reports them.
-    internal = {"latent_alpha": reference[".robust_loss.adaptive_lossfun.latent_alpha"],
-                "latent_scale": reference[".robust_loss.adaptive_lossfun.latent_scale"]}
-    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*\.robust_loss\.adaptive_lossfun\.latent_alpha"):
+    internal = {
+        "latent_alpha": reference[".robust_loss.adaptive_lossfun.latent_alpha"],
+        "latent_scale": reference[".robust_loss.adaptive_lossfun.latent_scale"],
+    }
+    with pytest.raises(
+        RuntimeError, match=r"Missing key\(s\).*\.robust_loss\.adaptive_lossfun\.latent_alpha"
+    ):
         loss.load_state_dict(internal, strict=True)
     # Nested in another module, the keys get the usual prefix (and load back).
     outer = torch.nn.ModuleDict({"loss": fresh})
@@ -383,8 +474,9 @@ def test_adaptive_load_reference_refuses_other_files(converted_weights):
     loss = PROVIDER.get_loss_function("Adaptive", "LA", pretrained=False, weights_dir=converted_weights)
     with pytest.raises(WeightsError, match="missing keys"):
         loss.load_reference(ORIGINAL_WEIGHTS / "gray_watson_dct_trial0.pth")
-    other_size = PROVIDER.get_loss_function("Adaptive", "RGB", pretrained=False, image_size=(3, 48, 80),
-                                            weights_dir=converted_weights)
+    other_size = PROVIDER.get_loss_function(
+        "Adaptive", "RGB", pretrained=False, image_size=(3, 48, 80), weights_dir=converted_weights
+    )
     with pytest.raises(WeightsError, match="shape"):
         other_size.load_reference(ORIGINAL_WEIGHTS / "rgb_adaptive_trial0.pth")
 
@@ -395,7 +487,7 @@ def test_adaptive_image_size_rules(converted_weights):
         PROVIDER.get_loss_function("Adaptive", image_size=(3, 48, 80), **kw)
     with pytest.raises(InputError, match="image_size"):
         PROVIDER.get_loss_function("Adaptive", pretrained=False, image_size=(2, 64, 64), **kw)
-    loss = PROVIDER.get_loss_function("Adaptive", pretrained=False, **kw)   # default: (3, 64, 64)
+    loss = PROVIDER.get_loss_function("Adaptive", pretrained=False, **kw)  # default: (3, 64, 64)
     assert loss.image_size == (3, 64, 64) and loss.latent_alpha.shape == (1, 3 * 64 * 64)
     x = torch.rand(1, 3, 48, 80)
     with pytest.raises(InputError, match=r"image_size=\(3, 48, 80\)"):

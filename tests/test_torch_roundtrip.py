@@ -15,8 +15,9 @@ from watson_jax.convert import main as convert_main
 
 @pytest.mark.parametrize("name,colorspace", [("Watson-DFT", "RGB"), ("Watson-DCT", "LA")])
 def test_tuned_jax_weights_load_strictly_into_torch(name, colorspace, converted_weights, tmp_path):
-    loss = watson_jax.LossProvider().get_loss_function(name, colorspace, weights_dir=converted_weights,
-                                                        deterministic=True)
+    loss = watson_jax.LossProvider().get_loss_function(
+        name, colorspace, weights_dir=converted_weights, deterministic=True
+    )
     rng = np.random.default_rng(0)
     channels = 3 if colorspace == "RGB" else 1
     x, y = (rng.uniform(size=(2, 16, 16, channels)).astype(np.float32) for _ in range(2))
@@ -37,7 +38,7 @@ def test_tuned_jax_weights_load_strictly_into_torch(name, colorspace, converted_
     got = module(torch.tensor(x.transpose(0, 3, 1, 2)), torch.tensor(y.transpose(0, 3, 1, 2))).detach()
     np.testing.assert_allclose(got.detach().numpy(), tuned(x, y), rtol=1e-5)
     untuned = float(loss(x, y))
-    assert abs(float(got) - untuned) > 1e-4 * abs(untuned)   # the tuned weights made a difference
+    assert abs(float(got) - untuned) > 1e-4 * abs(untuned)  # the tuned weights made a difference
 
 
 def test_core_package_works_without_torch():
@@ -45,13 +46,15 @@ def test_core_package_works_without_torch():
     what to install."""
     import subprocess
     import sys
+
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import numpy as np, watson_jax\n"
         "x = np.random.default_rng(0).uniform(size=(1, 8, 8, 3)).astype(np.float32)\n"
         "print(float(watson_jax.LossProvider().get_loss_function('Watson-DFT', pretrained=False,"
         " deterministic=True)(x, x * 0.5)))\n"
-        "try:\n    import watson_jax.torch\nexcept ImportError as e:\n    print('ImportError:', e)\n")
+        "try:\n    import watson_jax.torch\nexcept ImportError as e:\n    print('ImportError:', e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     value, message = out.strip().splitlines()
     assert np.isfinite(float(value))

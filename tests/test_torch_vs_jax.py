@@ -14,14 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from helpers import ORIGINAL_WEIGHTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ORIGINAL_WEIGHTS
-from watson_jax import Loss, partition
-from watson_jax.provider import Constants, LossConfig
-from watson_jax import registry
+from watson_jax import Loss, partition, registry
 from watson_jax import torch as wtorch
+from watson_jax.provider import Constants, LossConfig
 
 NAMES = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT", "Adaptive"]
 # (N, H, W): one image or two, square and non-square. A few shapes only: op-by-op JAX compiles each
@@ -29,7 +28,7 @@ NAMES = ["L1", "L2", "SSIM", "Watson-DCT", "Watson-DFT", "Adaptive"]
 SHAPES = st.sampled_from([(1, 8, 16), (2, 24, 8)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def log_partition_table():
     """Barron's table (the library's own agrees with it; tests/test_adaptive.py)."""
     return partition.read_table(ORIGINAL_WEIGHTS / "partition_spline.npz")
@@ -37,6 +36,7 @@ def log_partition_table():
 
 def random_params(metric, colorspace, image_size, rng):
     """The initial parameters, perturbed (β kept positive)."""
+
     def perturb(tree):
         out = {}
         for k, v in tree.items():
@@ -47,6 +47,7 @@ def random_params(metric, colorspace, image_size, rng):
             else:
                 out[k] = (v + rng.normal(0, 0.3, np.shape(v))).astype(np.float32)
         return out
+
     return perturb(metric.init_params(colorspace, image_size))
 
 
@@ -60,14 +61,21 @@ def torch_loss(config, params, image_size):
 
 @pytest.mark.parametrize("name", NAMES)
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(shape=SHAPES, colorspace=st.sampled_from(["RGB", "LA-1", "LA-3"]),
-       luminance=st.sampled_from(["image", "batch"]), reduction=st.sampled_from(["none", "sum", "mean"]),
-       shift=st.tuples(st.integers(0, 7), st.integers(0, 7)), seed=st.integers(0, 2 ** 16))
+@given(
+    shape=SHAPES,
+    colorspace=st.sampled_from(["RGB", "LA-1", "LA-3"]),
+    luminance=st.sampled_from(["image", "batch"]),
+    reduction=st.sampled_from(["none", "sum", "mean"]),
+    shift=st.tuples(st.integers(0, 7), st.integers(0, 7)),
+    seed=st.integers(0, 2**16),
+)
 def test_jax_equals_torch(name, shape, colorspace, luminance, reduction, shift, seed):
     metric = registry.lookup(name)
     n, h, w = shape
     cs, channels = ("rgb", 3) if colorspace == "RGB" else ("grey", int(colorspace[-1]))
-    config = LossConfig(name=name, colorspace=cs, reduction=reduction, deterministic=True, luminance=luminance)
+    config = LossConfig(
+        name=name, colorspace=cs, reduction=reduction, deterministic=True, luminance=luminance
+    )
     rng = np.random.default_rng(seed)
     image_size = (3, h, w)
     params = random_params(metric, cs, image_size, rng)
@@ -78,7 +86,9 @@ def test_jax_equals_torch(name, shape, colorspace, luminance, reduction, shift, 
     with jax.enable_x64(True):
         constants = None
         if metric.sized:
-            constants = Constants({"log_partition": {k: log_partition_table()[k] for k in ("values", "tangents")}})
+            constants = Constants(
+                {"log_partition": {k: log_partition_table()[k] for k in ("values", "tangents")}}
+            )
         jax_loss = Loss(jax.tree.map(jnp.asarray, params), config, constants)
         cotangent = np.linspace(0.5, 1.5, n) if reduction == "none" else 1.0
         value, vjp = jax.vjp(lambda a, b: jax_loss(a, b, **kw), jnp.asarray(x), jnp.asarray(y))

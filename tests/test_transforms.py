@@ -25,7 +25,7 @@ def dft(request, monkeypatch):
 
 def test_pixel_blocks_are_the_8x8_tiles_row_major_and_from_blocks_inverts_them():
     x = np.random.default_rng(5).uniform(size=(2, 16, 24, 3)).astype(np.float32)
-    got = np.asarray(blocks.pixel_blocks(jnp.asarray(x)))                      # (N, B, C, 8, 8)
+    got = np.asarray(blocks.pixel_blocks(jnp.asarray(x)))  # (N, B, C, 8, 8)
     for c in range(3):
         np.testing.assert_array_equal(got[:, :, c], numpy_blocks(x[..., c]).reshape(2, 6, 8, 8))
     np.testing.assert_array_equal(blocks.from_blocks(got[:, :, 1], 16, 24), x[..., 1])
@@ -66,18 +66,20 @@ def test_block_dft_derivatives_are_the_dft_and_its_transpose(dft):
     np.testing.assert_allclose(d_im, want.imag, atol=1e-15)
     h = np.arange(8)
     angle = 2 * np.pi * (np.outer(h, h)[:, None, :, None] + np.outer(h[:5], h)[None, :, None, :]) / 8
-    x_bar_want = (np.einsum("...uv,uvhw->...hw", g_re, np.cos(angle)) -
-                  np.einsum("...uv,uvhw->...hw", g_im, np.sin(angle))) / 64
+    x_bar_want = (
+        np.einsum("...uv,uvhw->...hw", g_re, np.cos(angle))
+        - np.einsum("...uv,uvhw->...hw", g_im, np.sin(angle))
+    ) / 64
     np.testing.assert_allclose(x_bar, x_bar_want, atol=1e-14)
 
 
 def test_block_dft_of_blocks_constant_along_an_axis_has_exact_zeros(dft):
     """Like an FFT (and unlike a matrix product), rows or columns that are constant give exact zeros."""
     rng = np.random.default_rng(1)
-    cols = np.broadcast_to(rng.uniform(size=(1, 8)), (8, 8)).astype(np.float32)   # constant along H
+    cols = np.broadcast_to(rng.uniform(size=(1, 8)), (8, 8)).astype(np.float32)  # constant along H
     re, im = dft(jnp.asarray(cols))
     assert np.all(np.asarray(re)[1:, :] == 0) and np.all(np.asarray(im)[1:, :] == 0)
-    rows = np.broadcast_to(rng.uniform(size=(8, 1)), (8, 8)).astype(np.float32)   # constant along W
+    rows = np.broadcast_to(rng.uniform(size=(8, 1)), (8, 8)).astype(np.float32)  # constant along W
     re, im = dft(jnp.asarray(rows))
     assert np.all(np.asarray(re)[:, 1:] == 0) and np.all(np.asarray(im)[:, 1:] == 0)
     flat = np.full((8, 8), 0.37, np.float32)
@@ -96,10 +98,10 @@ def test_block_dft_choice_per_backend_and_overrides(monkeypatch):
     monkeypatch.delenv(blocks.DFT_ENV_VAR, raising=False)
     monkeypatch.setattr(blocks, "dft_override", None)
     assert blocks.dft_implementation() == blocks.DFT_BY_BACKEND[jax.default_backend()]
-    assert set(blocks.DFT_BY_BACKEND.values()) <= set(blocks.DFT_IMPLEMENTATIONS)   # never a matmul DFT
+    assert set(blocks.DFT_BY_BACKEND.values()) <= set(blocks.DFT_IMPLEMENTATIONS)  # never a matmul DFT
     monkeypatch.setenv(blocks.DFT_ENV_VAR, "fft")
     assert blocks.dft_implementation() == "fft"
-    monkeypatch.setattr(blocks, "dft_override", "butterflies")           # the module setting wins
+    monkeypatch.setattr(blocks, "dft_override", "butterflies")  # the module setting wins
     assert blocks.dft_implementation() == "butterflies"
     monkeypatch.setattr(blocks, "dft_override", "matmul")
     with pytest.raises(ValueError, match="butterflies"):
@@ -111,9 +113,13 @@ def test_joint_transforms_equal_the_transforms_of_each_image_and_agree_exactly_f
     rng = np.random.default_rng(12)
     a, b = (jnp.asarray(rng.uniform(size=(2, 8, 16, 3)).astype(np.float32)) for _ in range(2))
     dct_a, dct_b = blocks.block_dcts([a, b], YCBCR_MATRIX, offsets=(YCBCR_OFFSET, None))
-    np.testing.assert_allclose(dct_a, blocks.block_dct(blocks.block_planes(a, YCBCR_MATRIX, YCBCR_OFFSET)), atol=1e-6)
+    np.testing.assert_allclose(
+        dct_a, blocks.block_dct(blocks.block_planes(a, YCBCR_MATRIX, YCBCR_OFFSET)), atol=1e-6
+    )
     np.testing.assert_allclose(dct_b, blocks.block_dct(blocks.block_planes(b, YCBCR_MATRIX)), atol=1e-6)
-    (re_a, im_a), (re_b, im_b), (re_c, im_c) = blocks.block_dfts([a, b, a], YCBCR_MATRIX, offsets=[YCBCR_OFFSET] * 3)
+    (re_a, im_a), (re_b, im_b), (re_c, im_c) = blocks.block_dfts(
+        [a, b, a], YCBCR_MATRIX, offsets=[YCBCR_OFFSET] * 3
+    )
     want_re, want_im = blocks.block_dft(blocks.block_planes(b, YCBCR_MATRIX, YCBCR_OFFSET))
     np.testing.assert_allclose(re_b, want_re, atol=1e-7)
     np.testing.assert_allclose(im_b, want_im, atol=1e-7)
@@ -153,16 +159,23 @@ def test_joint_transform_values_and_derivatives_per_image(transform, channels, s
 
     with jax.enable_x64(True):
         a_img, b_img = (jnp.asarray(rng.uniform(size=(n, 8, 16, channels))) for n in (2, 3))
-        weights = [jnp.asarray(rng.normal(size=(n, 2, len(mix), 8, 8 if transform == "dct" else 5))) for n in (2, 3)]
+        weights = [
+            jnp.asarray(rng.normal(size=(n, 2, len(mix), 8, 8 if transform == "dct" else 5))) for n in (2, 3)
+        ]
 
         def objective(transform_pairs):
-            return lambda a, b: sum(jnp.sum(jnp.sin(c) * w) for parts, w in zip(transform_pairs(a, b), weights)
-                                    for c in parts)
+            return lambda a, b: sum(
+                jnp.sum(jnp.sin(c) * w) for parts, w in zip(transform_pairs(a, b), weights) for c in parts
+            )
+
         via_joint = objective(lambda a, b: joint([a, b]))
         via_plain = objective(lambda a, b: [plain(a, offsets[0]), plain(b, offsets[1])])
         np.testing.assert_allclose(via_joint(a_img, b_img), via_plain(a_img, b_img), rtol=1e-12)
-        for argnums in [(0,), (1,), (0, 1)]:                   # one image differentiated, or both
-            for got, want in zip(jax.grad(via_joint, argnums)(a_img, b_img), jax.grad(via_plain, argnums)(a_img, b_img)):
+        for argnums in [(0,), (1,), (0, 1)]:  # one image differentiated, or both
+            for got, want in zip(
+                jax.grad(via_joint, argnums)(a_img, b_img),
+                jax.grad(via_plain, argnums)(a_img, b_img),
+            ):
                 np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
         tangents = tuple(jnp.asarray(rng.normal(size=img.shape)) for img in (a_img, b_img))
         got = jax.jvp(via_joint, (a_img, b_img), tangents)[1]
@@ -173,7 +186,11 @@ def test_joint_transform_values_and_derivatives_per_image(transform, channels, s
 def test_block_dct_is_orthonormal_dct_ii():
     x = np.random.default_rng(2).uniform(size=(2, 8, 8))
     n = np.arange(8)
-    a = np.sqrt(2 / 8) * np.where(n[:, None] == 0, 1 / np.sqrt(2), 1) * np.cos((2 * n[None, :] + 1) * n[:, None] * np.pi / 16)
+    a = (
+        np.sqrt(2 / 8)
+        * np.where(n[:, None] == 0, 1 / np.sqrt(2), 1)
+        * np.cos((2 * n[None, :] + 1) * n[:, None] * np.pi / 16)
+    )
     with jax.enable_x64(True):
         got = np.asarray(blocks.block_dct(jnp.asarray(x)))
     for b in range(2):
@@ -184,7 +201,7 @@ def test_block_dct_is_orthonormal_dct_ii():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_acos_one_minus_is_arccos_to_an_ulp_with_the_exact_derivative(dtype):
     b = np.concatenate([np.geomspace(1e-7, 1, 3000), np.linspace(0, 1, 3001)[1:]]).astype(dtype)
-    want = 2 * np.arcsin(np.sqrt(b.astype(np.float64) / 2))             # = arccos(1 − b), without rounding 1 − b
+    want = 2 * np.arcsin(np.sqrt(b.astype(np.float64) / 2))  # = arccos(1 − b), without rounding 1 − b
     with jax.enable_x64(dtype == np.float64):
         got = np.asarray(phase.acos_one_minus(jnp.asarray(b)), np.float64)
         slope = np.asarray(jax.vmap(jax.grad(phase.acos_one_minus))(jnp.asarray(b)), np.float64)
@@ -199,8 +216,8 @@ def test_phase_term_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
     coefficients of both signs (phases 0 and π), a zero coefficient (atan2(0, ε) = 0) and equal ones."""
     rng = np.random.default_rng(8)
     re0, im0, re1, im1 = rng.normal(size=(4, 200))
-    im0[:20] = im1[:20] = 0                          # real bins: phase 0 or π
-    re0[20:30] = im0[20:30] = 0                      # zero coefficient
+    im0[:20] = im1[:20] = 0  # real bins: phase 0 or π
+    re0[20:30] = im0[20:30] = 0  # zero coefficient
     re1[30:40], im1[30:40] = re0[30:40], im0[30:40]  # equal coefficients
     same = np.zeros(200, bool)
     same[30:40] = True
@@ -208,8 +225,11 @@ def test_phase_term_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
     phi0, phi1 = np.arctan2(im0, re0 + 1e-10), np.arctan2(im1, re1 + 1e-10)
     want = np.arccos(np.cos(phi0 - phi1) * k)
     with jax.enable_x64(True):
-        got = phase.phase_parts((jnp.asarray(re0), jnp.asarray(im0)), (jnp.asarray(re1), jnp.asarray(im1)),
-                                jnp.asarray(same))["angle"]
+        got = phase.phase_parts(
+            (jnp.asarray(re0), jnp.asarray(im0)),
+            (jnp.asarray(re1), jnp.asarray(im1)),
+            jnp.asarray(same),
+        )["angle"]
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     assert np.all(np.asarray(got)[same] == np.arccos(k))
 
@@ -218,14 +238,17 @@ def test_phase_term_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
 def test_phase_term_derivative_matches_central_differences(re1, im1):
     """Including the input at a right angle to the target (cos = 0 exactly: re1 + ε = 0), where the
     formula switches between arccos(k|cos|) and π − arccos(k|cos|)."""
+
     def angle(re, im):
         return phase.phase_parts((jnp.array(1.0), jnp.array(0.0)), (re, im), jnp.array(False))["angle"]
 
     h = 1e-7
     with jax.enable_x64(True):
         grad = jax.grad(angle, argnums=(0, 1))(jnp.array(re1), jnp.array(im1))
-        central = [(angle(jnp.array(re1 + h), jnp.array(im1)) - angle(jnp.array(re1 - h), jnp.array(im1))) / (2 * h),
-                   (angle(jnp.array(re1), jnp.array(im1 + h)) - angle(jnp.array(re1), jnp.array(im1 - h))) / (2 * h)]
+        central = [
+            (angle(jnp.array(re1 + h), jnp.array(im1)) - angle(jnp.array(re1 - h), jnp.array(im1))) / (2 * h),
+            (angle(jnp.array(re1), jnp.array(im1 + h)) - angle(jnp.array(re1), jnp.array(im1 - h))) / (2 * h),
+        ]
     np.testing.assert_allclose(np.asarray(grad), np.asarray(central), rtol=1e-6, atol=1e-8)
 
 
@@ -233,14 +256,17 @@ def test_amplitude_change_is_the_difference_of_amplitudes_and_exactly_zero_for_n
     rng = np.random.default_rng(9)
     c0, c1 = rng.normal(size=(2, 2, 100))
     c1[:, :10] = c0[:, :10]
-    c0[:, 10] = c1[:, 10] = -1e-10                                         # zero amplitude
+    c0[:, 10] = c1[:, 10] = -1e-10  # zero amplitude
     amp = lambda re, im: np.sqrt((re + 1e-10) ** 2 + (im + 1e-10) ** 2)  # noqa: E731
     with jax.enable_x64(True):
         got = masking.amplitudes(tuple(map(jnp.asarray, c0)), tuple(map(jnp.asarray, c1)))
     np.testing.assert_allclose(got["amp0"], amp(*c0), rtol=1e-15)
     np.testing.assert_allclose(got["change"], amp(*c1) - amp(*c0), atol=1e-14)
     assert np.all(np.asarray(got["change"])[:11] == 0)
-    for c, unit in [(c0, got["unit0"]), (c1, got["unit1"])]:            # the derivative of A: z / A, 0 at A = 0
+    for c, unit in [
+        (c0, got["unit0"]),
+        (c1, got["unit1"]),
+    ]:  # the derivative of A: z / A, 0 at A = 0
         with np.errstate(invalid="ignore"):
             want = (c + 1e-10) / amp(*c)
         want[:, 10] = 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,13 +31,13 @@ from jax.custom_derivatives import SymbolicZero
 from .color import weighted_sum
 
 BLOCK = 8
-HALF = BLOCK // 2 + 1   # the non-negative horizontal frequencies of a real block
+HALF = BLOCK // 2 + 1  # the non-negative horizontal frequencies of a real block
 HIGHEST = jax.lax.Precision.HIGHEST
 #: Axes of the in-block row (h, then u) and column (w, then v) of (..., 8, 8) blocks.
 ROW_AXIS, COL_AXIS = -2, -1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dct_matrix() -> np.ndarray:
     """Orthonormal DCT-II matrix A[i, n] = √(2/8) c_i cos((2n+1)iπ/16), c_0 = 1/√2, as float32.
 
@@ -46,7 +46,9 @@ def dct_matrix() -> np.ndarray:
     n = np.arange(BLOCK)
     i = n[:, None]
     c = np.where(i == 0, 1 / np.sqrt(2), 1.0)
-    return (np.sqrt(2 / BLOCK) * c * np.cos((2 * n[None, :] + 1) * i * np.pi / (2 * BLOCK))).astype(np.float32)
+    return (np.sqrt(2 / BLOCK) * c * np.cos((2 * n[None, :] + 1) * i * np.pi / (2 * BLOCK))).astype(
+        np.float32
+    )
 
 
 def dft_matrices() -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +56,7 @@ def dft_matrices() -> tuple[np.ndarray, np.ndarray]:
     arrays indexed [u, v, h, w]."""
     k = np.arange(BLOCK)
     angle = 2 * np.pi * (np.outer(k, k)[:, None, :, None] + np.outer(k[:HALF], k)[None, :, None, :]) / BLOCK
-    return np.cos(angle) / BLOCK ** 2, -np.sin(angle) / BLOCK ** 2
+    return np.cos(angle) / BLOCK**2, -np.sin(angle) / BLOCK**2
 
 
 def pixel_blocks(images: jnp.ndarray) -> jnp.ndarray:
@@ -81,8 +83,12 @@ def _dft4(a0, a1, a2, a3):
     (r0, i0), (r1, i1), (r2, i2), (r3, i3) = a0, a1, a2, a3
     sr02, si02, dr02, di02 = r0 + r2, i0 + i2, r0 - r2, i0 - i2
     sr13, si13, dr13, di13 = r1 + r3, i1 + i3, r1 - r3, i1 - i3
-    return [(sr02 + sr13, si02 + si13), (dr02 + di13, di02 - dr13),
-            (sr02 - sr13, si02 - si13), (dr02 - di13, di02 + dr13)]
+    return [
+        (sr02 + sr13, si02 + si13),
+        (dr02 + di13, di02 - dr13),
+        (sr02 - sr13, si02 - si13),
+        (dr02 - di13, di02 + dr13),
+    ]
 
 
 def _dft8(samples: Sequence) -> list:
@@ -93,11 +99,13 @@ def _dft8(samples: Sequence) -> list:
     """
     even = _dft4(*samples[0::2])
     odd = _dft4(*samples[1::2])
-    c = float(np.sqrt(0.5))   # a Python float stays weakly typed: no float64 under x64
-    twiddled = [odd[0],
-                (c * (odd[1][0] + odd[1][1]), c * (odd[1][1] - odd[1][0])),   # × e^{-iπ/4}
-                (odd[2][1], -odd[2][0]),                                        # × −i
-                (c * (odd[3][1] - odd[3][0]), -c * (odd[3][0] + odd[3][1]))]   # × e^{-3iπ/4}
+    c = float(np.sqrt(0.5))  # a Python float stays weakly typed: no float64 under x64
+    twiddled = [
+        odd[0],
+        (c * (odd[1][0] + odd[1][1]), c * (odd[1][1] - odd[1][0])),  # × e^{-iπ/4}
+        (odd[2][1], -odd[2][0]),  # × −i
+        (c * (odd[3][1] - odd[3][0]), -c * (odd[3][0] + odd[3][1])),
+    ]  # × e^{-3iπ/4}
     low = [(er + tr, ei + ti) for (er, ei), (tr, ti) in zip(even, twiddled)]
     high = [(er - tr, ei - ti) for (er, ei), (tr, ti) in zip(even, twiddled)]
     return low + high
@@ -113,7 +121,7 @@ def _dft8_along(re: jnp.ndarray, im: jnp.ndarray, axis: int, keep: int = BLOCK):
 def _dft_butterflies(blocks: jnp.ndarray):
     """The DFT / 64 of (..., 8, 8) blocks by butterflies: (re, im), each (..., 8, 5)."""
     x = blocks / (BLOCK * BLOCK)
-    re, im = _dft8_along(x, jnp.zeros_like(x), COL_AXIS, keep=HALF)   # real rows: v = 0..4 suffice
+    re, im = _dft8_along(x, jnp.zeros_like(x), COL_AXIS, keep=HALF)  # real rows: v = 0..4 suffice
     return _dft8_along(re, im, ROW_AXIS)
 
 
@@ -141,7 +149,7 @@ DFT_BY_BACKEND = {"cpu": "butterflies", "gpu": "butterflies", "tpu": "butterflie
 DFT_ENV_VAR = "WATSON_JAX_BLOCK_DFT"
 
 #: Set to 'butterflies' or 'fft' to override both the table and the environment variable (None: not set).
-dft_override: Optional[str] = None
+dft_override: str | None = None
 
 
 def dft_implementation() -> str:
@@ -150,15 +158,22 @@ def dft_implementation() -> str:
 
     Read when a loss is traced: a function already compiled keeps the implementation it was traced with.
     """
-    name = dft_override or os.environ.get(DFT_ENV_VAR) or DFT_BY_BACKEND.get(jax.default_backend(), "butterflies")
+    name = (
+        dft_override
+        or os.environ.get(DFT_ENV_VAR)
+        or DFT_BY_BACKEND.get(jax.default_backend(), "butterflies")
+    )
     if name not in DFT_IMPLEMENTATIONS:
-        raise ValueError(f"unknown block-DFT implementation {name!r} (from watson_jax.blocks.dft_override or "
-                         f"${DFT_ENV_VAR}); choose one of {', '.join(repr(k) for k in DFT_IMPLEMENTATIONS)}.")
+        raise ValueError(
+            f"unknown block-DFT implementation {name!r} (from watson_jax.blocks.dft_override or "
+            f"${DFT_ENV_VAR}); choose one of {', '.join(repr(k) for k in DFT_IMPLEMENTATIONS)}."
+        )
     return name
 
 
-def block_planes(images: jnp.ndarray, mix: Sequence[Sequence[float]],
-                 offset: Optional[Sequence[float]] = None) -> jnp.ndarray:
+def block_planes(
+    images: jnp.ndarray, mix: Sequence[Sequence[float]], offset: Sequence[float] | None = None
+) -> jnp.ndarray:
     """The 8×8 blocks of the planes mix·pixel + offset of NHWC images: (N, H, W, C_in) → (N, B, C_out, 8, 8),
     plane k = Σ_c mix[k][c]·channel c (+ offset[k]), as explicit products in the images' dtype (exact float32
     on every backend: no TF32/bf16 passes). ``mix`` is ((1,),) for greyscale, the YCbCr matrix for RGB."""
@@ -175,7 +190,7 @@ def _per_block(kernel: np.ndarray, blocks: jnp.ndarray) -> jnp.ndarray:
     return jnp.einsum("...hw,uvhw->...uv", blocks, jnp.asarray(kernel, blocks.dtype), precision=HIGHEST)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dct_kernel() -> np.ndarray:
     """K[u, v, h, w] = A[u, h]·A[v, w] of the float32 DCT matrix A, in float64."""
     a = dct_matrix().astype(np.float64)
@@ -187,7 +202,7 @@ def block_dct(blocks: jnp.ndarray) -> jnp.ndarray:
     return _per_block(_dct_kernel(), blocks)
 
 
-def _as_tuples(table) -> Optional[tuple]:
+def _as_tuples(table) -> tuple | None:
     """A mix matrix or offset vector as nested tuples of floats (hashable), None as None."""
     if table is None:
         return None
@@ -197,8 +212,10 @@ def _as_tuples(table) -> Optional[tuple]:
 def _stacked_offsets(images: Sequence[jnp.ndarray], offsets: tuple, channels: int, dtype) -> np.ndarray:
     """The constant offsets of the planes of stacked images, (ΣN, 1, C, 1, 1): each image's offset vector,
     or zeros for None."""
-    rows = [np.broadcast_to(np.zeros(channels) if o is None else np.asarray(o), (img.shape[0], channels))
-            for img, o in zip(images, offsets)]
+    rows = [
+        np.broadcast_to(np.zeros(channels) if o is None else np.asarray(o), (img.shape[0], channels))
+        for img, o in zip(images, offsets)
+    ]
     return np.concatenate(rows).astype(dtype)[:, None, :, None, None]
 
 
@@ -218,7 +235,7 @@ def _stacked(images: Sequence[jnp.ndarray], shift, several_planes: bool) -> jnp.
     return _shifted(jnp.concatenate(images), delta)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _joint_transform(transform: str, mix: tuple, offsets: tuple) -> Callable:
     """The custom-JVP function behind :func:`block_dcts` (``transform`` 'dct') and :func:`block_dfts`
     (``transform`` one of :data:`DFT_IMPLEMENTATIONS`): images → for each, a tuple of coefficient arrays."""
@@ -242,12 +259,13 @@ def _joint_transform(transform: str, mix: tuple, offsets: tuple) -> Callable:
         delta = None if shift is None else _delta(shift)
 
         def tangent(t, coefficients):
-            if type(t) is SymbolicZero:   # not differentiated: no work in either mode
+            if type(t) is SymbolicZero:  # not differentiated: no work in either mode
                 return tuple(SymbolicZero(jax.typeof(c).to_tangent_aval()) for c in coefficients)
             if delta is not None:
                 t = _shift_tangent(t, delta)
-            planes = block_planes(t, mix)   # the offsets are constant
+            planes = block_planes(t, mix)  # the offsets are constant
             return tuple(_per_block(kernel, planes) for kernel in kernels)
+
         out = transforms(shift, *images)
         return out, tuple(tangent(t, coefficients) for t, coefficients in zip(tangents[1:], out))
 
@@ -267,8 +285,12 @@ def _joint(transform: str, images: Sequence[jnp.ndarray], mix, offsets, shift) -
     return _joint_transform(transform, _as_tuples(mix), offsets)(shift, *images)
 
 
-def block_dcts(images: Sequence[jnp.ndarray], mix: Sequence[Sequence[float]] = ((1.0,),),
-               offsets: Optional[Sequence] = None, shift=None) -> tuple:
+def block_dcts(
+    images: Sequence[jnp.ndarray],
+    mix: Sequence[Sequence[float]] = ((1.0,),),
+    offsets: Sequence | None = None,
+    shift=None,
+) -> tuple:
     """The block DCT (:func:`block_dct`) of the planes of several NHWC batches of one shape: for each,
     ``block_dct(block_planes(images[k], mix, offsets[k]))``, (N, B, C_out, U=8, V=8), of the
     images shifted first if ``shift`` is given.
@@ -280,8 +302,13 @@ def block_dcts(images: Sequence[jnp.ndarray], mix: Sequence[Sequence[float]] = (
     return tuple(coefficients for (coefficients,) in _joint("dct", images, mix, offsets, shift))
 
 
-def block_dfts(images: Sequence[jnp.ndarray], mix: Sequence[Sequence[float]] = ((1.0,),),
-               offsets: Optional[Sequence] = None, implementation: Optional[str] = None, shift=None) -> tuple:
+def block_dfts(
+    images: Sequence[jnp.ndarray],
+    mix: Sequence[Sequence[float]] = ((1.0,),),
+    offsets: Sequence | None = None,
+    implementation: str | None = None,
+    shift=None,
+) -> tuple:
     """The block DFT of the planes of several NHWC batches of one shape: for each, ``(re, im)`` of
     :func:`block_dft` applied to ``block_planes(images[k], mix, offsets[k])``, each (N, B, C_out, U=8, V=5),
     of the images shifted first if ``shift`` is given.
@@ -300,7 +327,7 @@ def block_dfts(images: Sequence[jnp.ndarray], mix: Sequence[Sequence[float]] = (
     return _joint(implementation or dft_implementation(), images, mix, offsets, shift)
 
 
-def block_dft(blocks: jnp.ndarray, implementation: Optional[str] = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+def block_dft(blocks: jnp.ndarray, implementation: str | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The DFT of each 8×8 block divided by 64, one-sided along v: (..., 8, 8) → (re, im), each (..., U=8, V=5).
 
     c[u, v] = Σ_{h,w} X[h, w] e^{-2πi(uh + vw)/8} / 64 (numpy's rfft2 of the block / 64), by
@@ -353,9 +380,9 @@ def _moved(t: jnp.ndarray, d, axis: int) -> jnp.ndarray:
     room = list(t.shape)
     room[axis] = n + 2 * pad
     placed = jax.lax.dynamic_update_slice_in_dim(jnp.zeros(room, t.dtype), t, pad - d, axis)
-    inside = jax.lax.slice_in_dim(placed, pad, pad + n, axis=axis)               # t[i + d], 0 outside
+    inside = jax.lax.slice_in_dim(placed, pad, pad + n, axis=axis)  # t[i + d], 0 outside
     rows = jnp.arange(pad).reshape([pad if a == axis else 1 for a in range(t.ndim)])
-    first = jnp.where(rows + d < 0, jax.lax.slice_in_dim(t, 0, 1, axis=axis), 0)           # rows 0..3
+    first = jnp.where(rows + d < 0, jax.lax.slice_in_dim(t, 0, 1, axis=axis), 0)  # rows 0..3
     last = jnp.where(rows + (n - pad) + d > n - 1, jax.lax.slice_in_dim(t, n - 1, n, axis=axis), 0)
     widths = lambda before, after: [(before, after) if a == axis else (0, 0) for a in range(t.ndim)]  # noqa: E731
     return inside + jnp.pad(first, widths(0, n - pad)) + jnp.pad(last, widths(n - pad, 0))
@@ -372,7 +399,7 @@ def _shift_tangent(t: jnp.ndarray, delta: jnp.ndarray) -> jnp.ndarray:
 def _shifted_jvp(primals, tangents):
     img, delta = primals
     t = tangents[0]
-    if type(t) is not SymbolicZero:   # an image that is not differentiated costs nothing
+    if type(t) is not SymbolicZero:  # an image that is not differentiated costs nothing
         t = _shift_tangent(t, delta)
     return _shifted(img, delta), t
 

@@ -30,15 +30,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, TextIO
+from typing import TextIO
 
 import jax
 import numpy as np
 
 from . import registry, weights
-from .losses import adaptive
 from .errors import MissingBackboneError, MissingWeightsError, OptionError, WeightsError
+from .losses import adaptive
 from .provider import Loss, LossProvider
 from .validation import BLOCK_SIZE
 
@@ -83,30 +84,36 @@ class ImagePair:
 
     y: np.ndarray
     x: np.ndarray
-    note: Optional[str] = None     # what cropping did, if anything
+    note: str | None = None  # what cropping did, if anything
 
 
 def load_pair(reference: str, other: str) -> ImagePair:
     """Read A (reference) and B (input), check they have the same size and crop both to multiples of 8."""
     a, b = read_image(reference), read_image(other)
     if a.shape != b.shape:
-        raise UsageError(f"the images differ in size: {reference} is {_size(a)} but {other} is {_size(b)} "
-                         "(width x height); compare images of the same size.")
+        raise UsageError(
+            f"the images differ in size: {reference} is {_size(a)} but {other} is {_size(b)} "
+            "(width x height); compare images of the same size."
+        )
     cropped = crop_to_blocks(a)
     if 0 in cropped.shape:
-        raise UsageError(f"the images are {_size(a)} (width x height); they need at least "
-                         f"{BLOCK_SIZE}x{BLOCK_SIZE} pixels.")
+        raise UsageError(
+            f"the images are {_size(a)} (width x height); they need at least "
+            f"{BLOCK_SIZE}x{BLOCK_SIZE} pixels."
+        )
     note = None
     if cropped.shape != a.shape:
-        note = (f"note: cropped {_size(a)} to {_size(cropped)} (width x height; the Watson losses need "
-                f"multiples of {BLOCK_SIZE})")
+        note = (
+            f"note: cropped {_size(a)} to {_size(cropped)} (width x height; the Watson losses need "
+            f"multiples of {BLOCK_SIZE})"
+        )
     return ImagePair(y=cropped[None], x=crop_to_blocks(b)[None], note=note)
 
 
 # ---------------------------------------------------------------------------------------------- losses
 
 
-def default_metric_names(weights_dir: Optional[str], image_hw: tuple[int, int]) -> tuple[list[str], Optional[str]]:
+def default_metric_names(weights_dir: str | None, image_hw: tuple[int, int]) -> tuple[list[str], str | None]:
     """Every loss whose parameters do not depend on the image size (Adaptive is computed on request), less
     the Deeploss losses whose backbone has not been converted or that need larger images; and a note
     naming those, or None."""
@@ -117,22 +124,27 @@ def default_metric_names(weights_dir: Optional[str], image_hw: tuple[int, int]) 
         if min(image_hw) < metric.min_size:
             too_small.append(metric.name)
             continue
-        if metric.backbone is not None and not (weights.weights_dir(weights_dir) / metric.backbone.filename).is_file():
+        if (
+            metric.backbone is not None
+            and not (weights.weights_dir(weights_dir) / metric.backbone.filename).is_file()
+        ):
             missing.append(metric)
             continue
         names.append(metric.name)
     notes = []
     if missing:
         flags = " ".join(f"{m.backbone.converter_flag} <{m.backbone.torchvision_files[0]}>" for m in missing)
-        notes.append(f"note: skipped {', '.join(m.name for m in missing)}: no converted ImageNet backbone in "
-                     f"{weights.weights_dir(weights_dir)}; convert torchvision's checkpoints once with: python "
-                     f"convert_weights.py {flags} --dest {weights.weights_dir(weights_dir)}")
+        notes.append(
+            f"note: skipped {', '.join(m.name for m in missing)}: no converted ImageNet backbone in "
+            f"{weights.weights_dir(weights_dir)}; convert torchvision's checkpoints once with: python "
+            f"convert_weights.py {flags} --dest {weights.weights_dir(weights_dir)}"
+        )
     if too_small:
         notes.append(f"note: skipped {', '.join(too_small)}: the images are too small for their networks")
     return names, "\n".join(notes) or None
 
 
-def parse_metric_names(values: Optional[Sequence[str]]) -> list[str]:
+def parse_metric_names(values: Sequence[str] | None) -> list[str]:
     """Canonical loss names from repeated and/or comma-separated ``--metric`` values, in order, without
     duplicates. Raises UsageError for an unknown name."""
     names: list[str] = []
@@ -151,8 +163,12 @@ def parse_metric_names(values: Optional[Sequence[str]]) -> list[str]:
     return names
 
 
-def build_losses(names: Sequence[str], colorspace: str, weights_dir: Optional[str],
-                 image_hw: tuple[int, int] = (64, 64)) -> tuple[list[Loss], Optional[str]]:
+def build_losses(
+    names: Sequence[str],
+    colorspace: str,
+    weights_dir: str | None,
+    image_hw: tuple[int, int] = (64, 64),
+) -> tuple[list[Loss], str | None]:
     """The losses (reduction 'sum', deterministic, pretrained when the weights exist, built for images of
     size ``image_hw``) and a note naming the ones that fell back to their untuned initial parameters
     (None if none did).
@@ -163,8 +179,13 @@ def build_losses(names: Sequence[str], colorspace: str, weights_dir: Optional[st
     losses, untuned, other_size = [], [], []
     image_size = (3, *image_hw)
     for name in names:
-        options = dict(colorspace=colorspace, reduction="sum", deterministic=True, weights_dir=weights_dir,
-                       image_size=image_size)
+        options = dict(
+            colorspace=colorspace,
+            reduction="sum",
+            deterministic=True,
+            weights_dir=weights_dir,
+            image_size=image_size,
+        )
         if registry.lookup(name).sized and image_size != adaptive.PRETRAINED_SIZE:
             losses.append(provider.get_loss_function(name, pretrained=False, **options))
             other_size.append(name)
@@ -177,23 +198,27 @@ def build_losses(names: Sequence[str], colorspace: str, weights_dir: Optional[st
             except MissingWeightsError:
                 loss = provider.get_loss_function(name, pretrained=False, **options)
                 untuned.append(loss.name)
-        except WeightsError as err:    # corrupt weights, a missing Deeploss backbone
+        except WeightsError as err:  # corrupt weights, a missing Deeploss backbone
             raise UsageError(str(err)) from None
         losses.append(loss)
     notes = [_untuned_note(untuned, weights_dir)]
     if other_size:
-        notes.append(f"note: the pretrained {', '.join(other_size)} weights are for 64x64 images; for "
-                     f"{image_hw[1]}x{image_hw[0]} the untuned initial parameters are used")
+        notes.append(
+            f"note: the pretrained {', '.join(other_size)} weights are for 64x64 images; for "
+            f"{image_hw[1]}x{image_hw[0]} the untuned initial parameters are used"
+        )
     return losses, "\n".join(n for n in notes if n) or None
 
 
-def _untuned_note(untuned: Sequence[str], weights_dir: Optional[str]) -> Optional[str]:
+def _untuned_note(untuned: Sequence[str], weights_dir: str | None) -> str | None:
     if not untuned:
         return None
     folder = weights.weights_dir(weights_dir)
     verb = "uses" if len(untuned) == 1 else "use"
-    return (f"note: no pretrained weights in {folder}, so {', '.join(untuned)} {verb} the untuned initial "
-            f"parameters; convert the pretrained ones once with: {weights.converter_command(folder)}")
+    return (
+        f"note: no pretrained weights in {folder}, so {', '.join(untuned)} {verb} the untuned initial "
+        f"parameters; convert the pretrained ones once with: {weights.converter_command(folder)}"
+    )
 
 
 def _evaluate(loss: Loss, x, y):
@@ -215,7 +240,9 @@ def _distance_map(loss: Loss, x, y):
 
 
 #: Anchor colours of the heat maps (dark purple → red → yellow), interpolated linearly.
-_HEAT_COLOURS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
+_HEAT_COLOURS = np.array(
+    [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64
+)
 
 
 def heat_map(values: np.ndarray) -> np.ndarray:
@@ -233,10 +260,15 @@ def write_map_figure(path: str, pair: ImagePair, losses: Sequence[Loss]) -> None
     from PIL import Image, ImageDraw
 
     panels = [("A (reference)", pair.y[0]), ("B", pair.x[0])]
-    panels += [(loss.name, heat_map(np.asarray(_distance_map(loss, pair.x, pair.y))[0]).astype(np.float32) / 255)
-               for loss in losses]
+    panels += [
+        (
+            loss.name,
+            heat_map(np.asarray(_distance_map(loss, pair.x, pair.y))[0]).astype(np.float32) / 255,
+        )
+        for loss in losses
+    ]
     h, w = pair.x.shape[1:3]
-    scale = max(1, -(-128 // min(h, w)))    # small images are enlarged (nearest neighbour) to be readable
+    scale = max(1, -(-128 // min(h, w)))  # small images are enlarged (nearest neighbour) to be readable
     label_height, gap = 14, 4
     figure = Image.new("RGB", (len(panels) * (w * scale + gap) - gap, h * scale + label_height), "white")
     draw = ImageDraw.Draw(figure)
@@ -274,8 +306,10 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for name in names:
         metric = registry.lookup(name)
         if min(pair.x.shape[1:3]) < metric.min_size:
-            raise UsageError(f"{name} needs images of at least {metric.min_size}x{metric.min_size} pixels "
-                             f"(after cropping to multiples of {BLOCK_SIZE}), got {_size(pair.x[0])}.")
+            raise UsageError(
+                f"{name} needs images of at least {metric.min_size}x{metric.min_size} pixels "
+                f"(after cropping to multiples of {BLOCK_SIZE}), got {_size(pair.x[0])}."
+            )
     losses, untuned = build_losses(names, colorspace, args.weights_dir, pair.x.shape[1:3])
     for note in (pair.note, skipped, untuned):
         if note:
@@ -284,31 +318,50 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(format_table(rows), file=out)
     if args.map:
         write_map_figure(args.map, pair, losses)
-        print(f"note: wrote the distance maps to {args.map} (A, B, then {', '.join(l.name for l in losses)})",
-              file=err)
+        print(
+            f"note: wrote the distance maps to {args.map} (A, B, then {', '.join(l.name for l in losses)})",
+            file=err,
+        )
     return 0 if all(math.isfinite(v) for _, v in rows) else 1
 
 
 def _add_compare(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "compare", help="print the distance of image B to the reference image A",
+        "compare",
+        help="print the distance of image B to the reference image A",
         description="Print the distance of image B (the input) to image A (the reference, the masking "
-                    "reference of the Watson losses) for one or several losses. Both images are cropped "
-                    "to multiples of 8 pixels.")
+        "reference of the Watson losses) for one or several losses. Both images are cropped "
+        "to multiples of 8 pixels.",
+    )
     parser.add_argument("reference", metavar="A", help="the reference image (any format Pillow reads)")
     parser.add_argument("input", metavar="B", help="the image compared with A, of the same size")
     parser.add_argument(
-        "--metric", "-m", action="append", metavar="NAME",
+        "--metric",
+        "-m",
+        action="append",
+        metavar="NAME",
         help="loss to compute; repeat it or give a comma-separated list (case-insensitive, aliases "
-             f"accepted). Default: all of {', '.join(registry.available_names())}.")
-    parser.add_argument("--colorspace", "-c", default="rgb",
-                        help="'rgb' (default) or a greyscale name: 'grey', 'gray', 'L', 'LA', 'greyscale'")
-    parser.add_argument("--weights-dir", metavar="DIR", default=None,
-                        help="folder of converted weights (default: $WATSON_JAX_WEIGHTS or "
-                             "~/.cache/watson_jax)")
-    parser.add_argument("--map", metavar="FILE.png", default=None,
-                        help="also write where the images differ: A, B and each loss's distance map as a heat "
-                             "map, side by side (any format Pillow writes)")
+        f"accepted). Default: all of {', '.join(registry.available_names())}.",
+    )
+    parser.add_argument(
+        "--colorspace",
+        "-c",
+        default="rgb",
+        help="'rgb' (default) or a greyscale name: 'grey', 'gray', 'L', 'LA', 'greyscale'",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        metavar="DIR",
+        default=None,
+        help="folder of converted weights (default: $WATSON_JAX_WEIGHTS or ~/.cache/watson_jax)",
+    )
+    parser.add_argument(
+        "--map",
+        metavar="FILE.png",
+        default=None,
+        help="also write where the images differ: A, B and each loss's distance map as a heat "
+        "map, side by side (any format Pillow writes)",
+    )
     parser.set_defaults(command=run_compare, command_parser=parser)
     return parser
 
@@ -316,14 +369,15 @@ def _add_compare(subparsers) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subparser per command."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Perceptual distances of Czolbe et al. (NeurIPS 2020) in JAX.")
+        prog=PROG, description="Perceptual distances of Czolbe et al. (NeurIPS 2020) in JAX."
+    )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     subparsers.required = True
     _add_compare(subparsers)
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit status.
 
     0: success; 1: a loss returned a non-finite value; 2: usage error (message on stderr).
@@ -331,7 +385,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:        # argparse's own errors, --help: return the status instead
+    except SystemExit as exit_:  # argparse's own errors, --help: return the status instead
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     try:
         return args.command(args, sys.stdout, sys.stderr)

@@ -10,7 +10,8 @@ GREY_WEIGHTS = (0.3, 0.59, 0.11)
 
 #: YCbCr = M · RGB + offset, per pixel (JPEG/BT.601 full range, SPEC §6).
 YCBCR_MATRIX = np.array(
-    [[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]], dtype=np.float32)
+    [[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]], dtype=np.float32
+)
 YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)
 
 

@@ -33,8 +33,8 @@ import dataclasses
 import hashlib
 import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -75,15 +75,16 @@ VERSIONS = tuple(KNOWN_SHA256)
 #: Barron's log-partition table (robust_loss_pytorch's ``partition_spline.npz``).
 PARTITION_SPLINE_SHA256 = "e60b3f3f55ee53bd72da29dc6ffd8e43024574aff03bf7d0dccc6dc60d78de10"
 
+
 @dataclasses.dataclass(frozen=True)
 class WeightFormat:
     """One reference weight file and the key mapping between it and our parameter pytree."""
 
-    reference_name: str                               # e.g. 'rgb_watson_fft_trial0.pth'
-    metric: str                                       # canonical loss name
-    colorspace: str                                   # 'rgb' | 'grey'
-    to_ours: Callable[[dict], dict]                   # reference state dict (numpy) → our params
-    to_reference: Callable[[dict], "OrderedDict"]     # our params → reference state dict (numpy)
+    reference_name: str  # e.g. 'rgb_watson_fft_trial0.pth'
+    metric: str  # canonical loss name
+    colorspace: str  # 'rgb' | 'grey'
+    to_ours: Callable[[dict], dict]  # reference state dict (numpy) → our params
+    to_reference: Callable[[dict], OrderedDict]  # our params → reference state dict (numpy)
 
     @property
     def our_name(self) -> str:
@@ -95,7 +96,8 @@ class WeightFormat:
 
 # -- Watson-DCT / Watson-DFT ------------------------------------------------------------------------
 
-def _watson_channel_to_reference(p: dict, transform: str) -> "OrderedDict[str, np.ndarray]":
+
+def _watson_channel_to_reference(p: dict, transform: str) -> OrderedDict[str, np.ndarray]:
     names = list(watson.init_channel_params(transform))
     out = OrderedDict(blocksize=np.asarray(blocks.BLOCK, np.int64))
     out.update((k, np.asarray(p[k], np.float32)) for k in names)
@@ -108,8 +110,10 @@ def _expect_constant(sd: dict, key: str, expected: np.ndarray, source: str) -> N
     if key not in sd:
         raise WeightsError(f"{source}: missing key '{key}'.")
     if np.shape(sd[key]) != np.shape(expected) or not np.array_equal(sd[key], expected):
-        raise WeightsError(f"{source}: '{key}' differs from the constant the loss uses; this is not a "
-                           "Watson weight file of the reference implementation.")
+        raise WeightsError(
+            f"{source}: '{key}' differs from the constant the loss uses; this is not a "
+            "Watson weight file of the reference implementation."
+        )
 
 
 def _watson_channel_to_ours(sd: dict, prefix: str, transform: str, source: str) -> dict:
@@ -131,8 +135,10 @@ def _watson_format(transform: str, colorspace: str) -> WeightFormat:
     def to_ours(sd: dict) -> dict:
         unexpected = sorted(set(sd) - set(to_reference(registry.lookup(metric).init_params(colorspace))))
         if unexpected:
-            raise WeightsError(f"{name}: unexpected keys {unexpected}; this is not a {metric} weight file of the "
-                               "reference implementation.")
+            raise WeightsError(
+                f"{name}: unexpected keys {unexpected}; this is not a {metric} weight file of the "
+                "reference implementation."
+            )
         if colorspace == "grey":
             return _watson_channel_to_ours(sd, "", transform, name)
         _expect_constant(sd, "to_YCbCr.transform", YCBCR_MATRIX.T, name)
@@ -140,10 +146,12 @@ def _watson_format(transform: str, colorspace: str) -> WeightFormat:
         if "w_tild" not in sd:
             raise WeightsError(f"{name}: missing key 'w_tild'.")
         params = {"w_tild": np.asarray(sd["w_tild"], np.float32)}
-        params.update({c: _watson_channel_to_ours(sd, c + ".", transform, name) for c in watson.YCBCR_CHANNELS})
+        params.update(
+            {c: _watson_channel_to_ours(sd, c + ".", transform, name) for c in watson.YCBCR_CHANNELS}
+        )
         return params
 
-    def to_reference(params: dict) -> "OrderedDict[str, np.ndarray]":
+    def to_reference(params: dict) -> OrderedDict[str, np.ndarray]:
         if colorspace == "grey":
             return _watson_channel_to_reference(params, transform)
         out = OrderedDict(w_tild=np.asarray(params["w_tild"], np.float32))
@@ -172,7 +180,7 @@ def _adaptive_format(colorspace: str) -> WeightFormat:
             raise WeightsError(f"{name}: expected exactly the keys {sorted(expected)}, found {sorted(sd)}.")
         return {k: np.asarray(sd[ADAPTIVE_PREFIX + k], np.float32) for k in ADAPTIVE_KEYS}
 
-    def to_reference(params: dict) -> "OrderedDict[str, np.ndarray]":
+    def to_reference(params: dict) -> OrderedDict[str, np.ndarray]:
         return OrderedDict((ADAPTIVE_PREFIX + k, np.asarray(params[k], np.float32)) for k in ADAPTIVE_KEYS)
 
     return WeightFormat(name, "Adaptive", colorspace, to_ours, to_reference)
@@ -196,8 +204,10 @@ def _deeploss_format(metric: str, colorspace: str) -> WeightFormat:
 
     def to_ours(sd: dict) -> dict:
         if set(sd) != set(keys):
-            raise WeightsError(f"{name}: expected exactly the keys {keys}, found {sorted(sd)}; this is not a "
-                               f"{metric} head file of the reference implementation.")
+            raise WeightsError(
+                f"{name}: expected exactly the keys {keys}, found {sorted(sd)}; this is not a "
+                f"{metric} head file of the reference implementation."
+            )
         params = {}
         for k, (key, c) in enumerate(zip(keys, channels)):
             if np.shape(sd[key]) != (1, c, 1, 1):
@@ -205,9 +215,11 @@ def _deeploss_format(metric: str, colorspace: str) -> WeightFormat:
             params[f"lin{k}"] = np.asarray(sd[key], np.float32).reshape(c)
         return params
 
-    def to_reference(params: dict) -> "OrderedDict[str, np.ndarray]":
-        return OrderedDict((key, np.asarray(params[f"lin{k}"], np.float32).reshape(1, c, 1, 1))
-                           for k, (key, c) in enumerate(zip(keys, channels)))
+    def to_reference(params: dict) -> OrderedDict[str, np.ndarray]:
+        return OrderedDict(
+            (key, np.asarray(params[f"lin{k}"], np.float32).reshape(1, c, 1, 1))
+            for k, (key, c) in enumerate(zip(keys, channels))
+        )
 
     return WeightFormat(name, metric, colorspace, to_ours, to_reference)
 
@@ -223,6 +235,7 @@ _BY_OUR_NAME = {f.our_name: f for f in FORMATS}
 
 # -- reading and writing ----------------------------------------------------------------------------
 
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -235,8 +248,10 @@ def _torch():
     try:
         import torch
     except ImportError as err:
-        raise WeightsError("reading or writing .pth files needs PyTorch: pip install torch==2.13.0 "
-                           "(or the project's 'torch' extra)") from err
+        raise WeightsError(
+            "reading or writing .pth files needs PyTorch: pip install torch==2.13.0 "
+            "(or the project's 'torch' extra)"
+        ) from err
     return torch
 
 
@@ -257,10 +272,14 @@ def verify(path: Path, version: str, allow_unverified: bool) -> tuple[str, str]:
     if found == version or allow_unverified:
         return digest, found or "unverified"
     if found is not None:
-        raise WeightsError(f"{path} is the '{found}' version of this file, not '{version}'; pass "
-                           f"--version {found} to convert it.")
-    raise WeightsError(f"{path} does not match any known upstream file (sha256 {digest}): it is corrupt, "
-                       "modified or unknown. Re-download it, or pass --allow-unverified to convert it anyway.")
+        raise WeightsError(
+            f"{path} is the '{found}' version of this file, not '{version}'; pass "
+            f"--version {found} to convert it."
+        )
+    raise WeightsError(
+        f"{path} does not match any known upstream file (sha256 {digest}): it is corrupt, "
+        "modified or unknown. Re-download it, or pass --allow-unverified to convert it anyway."
+    )
 
 
 def _load_state_dict(path: Path, what: str = "the reference implementation") -> dict:
@@ -269,12 +288,16 @@ def _load_state_dict(path: Path, what: str = "the reference implementation") -> 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises various types for corrupt or unsafe files
-        raise WeightsError(f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err}).") from err
+        raise WeightsError(
+            f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err})."
+        ) from err
     if not isinstance(state, dict):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict.")
     not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise WeightsError(f"{path}: entries {not_tensors} are not tensors; this is not a state dict of {what}.")
+        raise WeightsError(
+            f"{path}: entries {not_tensors} are not tensors; this is not a state dict of {what}."
+        )
     return state
 
 
@@ -290,7 +313,7 @@ def read_reference(path: Path) -> dict[str, np.ndarray]:
     return {k: _to_numpy(path, v) for k, v in _load_state_dict(path).items()}
 
 
-def write_reference(path: Path, state: "OrderedDict[str, np.ndarray]") -> None:
+def write_reference(path: Path, state: OrderedDict[str, np.ndarray]) -> None:
     """Save {key: array} as a torch state dict (C-contiguous tensors, in the given key order)."""
     torch = _torch()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,15 +328,17 @@ def _known(table: dict, path: Path, what: str):
     return entry
 
 
-def convert_reference_file(path: Path, dest: Path, *, version: str = "current",
-                           allow_unverified: bool = False) -> Path:
+def convert_reference_file(
+    path: Path, dest: Path, *, version: str = "current", allow_unverified: bool = False
+) -> Path:
     """Convert one original ``.pth`` into ``dest`` and return the written path."""
     path = Path(path)
     fmt = _known(_BY_REFERENCE_NAME, path, "a weight file this converter knows")
     digest, label = verify(path, version, allow_unverified)
     params = weights.check_params(fmt.to_ours(read_reference(path)), fmt.template(), str(path))
-    return weights.save_params(Path(dest) / fmt.our_name, params, source=path.name, sha256=digest,
-                               version=label)
+    return weights.save_params(
+        Path(dest) / fmt.our_name, params, source=path.name, sha256=digest, version=label
+    )
 
 
 def export_reference_file(path: Path, dest: Path) -> Path:
@@ -334,11 +359,14 @@ def import_partition_spline(path: Path, dest: Path, *, allow_unverified: bool = 
         raise WeightsError(f"{path} not found: pass the path of robust_loss_pytorch's partition_spline.npz.")
     digest = sha256(path)
     if digest != PARTITION_SPLINE_SHA256 and not allow_unverified:
-        raise WeightsError(f"{path} is not the known partition_spline.npz (sha256 {digest}); pass "
-                           "--allow-unverified to import it anyway.")
+        raise WeightsError(
+            f"{path} is not the known partition_spline.npz (sha256 {digest}); pass "
+            "--allow-unverified to import it anyway."
+        )
     table = partition.read_table(path)
-    return partition.save_table(Path(dest) / partition.TABLE_FILE, table,
-                                f"imported from {path.name} (sha256 {digest})")
+    return partition.save_table(
+        Path(dest) / partition.TABLE_FILE, table, f"imported from {path.name} (sha256 {digest})"
+    )
 
 
 # -- ImageNet backbones (torchvision checkpoints) ---------------------------------------------------
@@ -356,7 +384,11 @@ TORCHVISION_SHA256: dict[str, str | None] = {
 BACKBONES: dict[str, deeploss.Backbone] = {b.name: b for b in deeploss.BACKBONES.values()}
 _BACKBONE_BY_FILENAME = {b.filename: b for b in BACKBONES.values()}
 #: Labels of the provenance recorded in a converted backbone (metadata 'version').
-BACKBONE_VERIFIED, BACKBONE_PREFIX_VERIFIED, UNVERIFIED = "torchvision", "torchvision-prefix", "unverified"
+BACKBONE_VERIFIED, BACKBONE_PREFIX_VERIFIED, UNVERIFIED = (
+    "torchvision",
+    "torchvision-prefix",
+    "unverified",
+)
 _FEATURES = "features."
 
 
@@ -371,9 +403,11 @@ def exported_backbone_name(backbone: deeploss.Backbone) -> str:
 
 
 def _download_hint(backbone: deeploss.Backbone) -> str:
-    return (f"torchvision's ImageNet checkpoint {' or '.join(backbone.torchvision_files)} (e.g. "
-            f"https://download.pytorch.org/models/{backbone.torchvision_files[0]}, which "
-            f"torchvision.models.{backbone.name}(weights='IMAGENET1K_V1') downloads into the torch hub cache)")
+    return (
+        f"torchvision's ImageNet checkpoint {' or '.join(backbone.torchvision_files)} (e.g. "
+        f"https://download.pytorch.org/models/{backbone.torchvision_files[0]}, which "
+        f"torchvision.models.{backbone.name}(weights='IMAGENET1K_V1') downloads into the torch hub cache)"
+    )
 
 
 def find_backbone_checkpoint(backbone: deeploss.Backbone, where: Path | None = None) -> Path:
@@ -383,17 +417,22 @@ def find_backbone_checkpoint(backbone: deeploss.Backbone, where: Path | None = N
     if where is not None and not folder.is_dir():
         if folder.is_file():
             return folder
-        raise WeightsError(f"{folder} not found: pass {backbone.converter_flag} the path of "
-                           f"{_download_hint(backbone)}.")
+        raise WeightsError(
+            f"{folder} not found: pass {backbone.converter_flag} the path of {_download_hint(backbone)}."
+        )
     for name in backbone.torchvision_files:
         if (folder / name).is_file():
             return folder / name
     place = "the torch hub cache " if where is None else ""
-    raise WeightsError(f"no {backbone.name} checkpoint found in {place}{folder}: {backbone.metric} needs "
-                       f"{_download_hint(backbone)}. Put it there, or pass its path: {backbone.converter_flag} PATH.")
+    raise WeightsError(
+        f"no {backbone.name} checkpoint found in {place}{folder}: {backbone.metric} needs "
+        f"{_download_hint(backbone)}. Put it there, or pass its path: {backbone.converter_flag} PATH."
+    )
 
 
-def verify_backbone(path: Path, backbone: deeploss.Backbone, allow_unverified: bool = False) -> tuple[str, str]:
+def verify_backbone(
+    path: Path, backbone: deeploss.Backbone, allow_unverified: bool = False
+) -> tuple[str, str]:
     """Check a torchvision checkpoint's sha256; returns (digest, label), label one of 'torchvision' (equal
     to a pinned full digest), 'torchvision-prefix' (starts with the 8 hex digits of a known file name whose
     full digest is not pinned) or 'unverified' (only with ``allow_unverified``; else WeightsError)."""
@@ -407,21 +446,34 @@ def verify_backbone(path: Path, backbone: deeploss.Backbone, allow_unverified: b
             return digest, BACKBONE_PREFIX_VERIFIED
     if allow_unverified:
         return digest, UNVERIFIED
-    other = next((f"{b.name} ({name})" for b in BACKBONES.values() if b is not backbone
-                  for name in b.torchvision_files
-                  if TORCHVISION_SHA256.get(name) == digest
-                  or (TORCHVISION_SHA256.get(name) is None and digest.startswith(torchvision_prefix(name)))), None)
+    other = next(
+        (
+            f"{b.name} ({name})"
+            for b in BACKBONES.values()
+            if b is not backbone
+            for name in b.torchvision_files
+            if TORCHVISION_SHA256.get(name) == digest
+            or (TORCHVISION_SHA256.get(name) is None and digest.startswith(torchvision_prefix(name)))
+        ),
+        None,
+    )
     if other is not None:
-        raise WeightsError(f"{path} is torchvision's {other} checkpoint, not {backbone.name}: pass it to the "
-                           f"option of that backbone, and {_download_hint(backbone)} to {backbone.converter_flag}.")
+        raise WeightsError(
+            f"{path} is torchvision's {other} checkpoint, not {backbone.name}: pass it to the "
+            f"option of that backbone, and {_download_hint(backbone)} to {backbone.converter_flag}."
+        )
     if path.name in backbone.torchvision_files:
         expected = TORCHVISION_SHA256.get(path.name) or f"{torchvision_prefix(path.name)}…"
-        raise WeightsError(f"{path} is named like torchvision's {backbone.name} checkpoint, but its sha256 {digest} "
-                           f"is not the published one ({expected}): it is corrupt, truncated or modified. "
-                           "Download it again, or pass --allow-unverified to convert it anyway.")
-    raise WeightsError(f"{path} is not a known torchvision {backbone.name} checkpoint (sha256 {digest}; known: "
-                       f"{', '.join(backbone.torchvision_files)}, verified by sha256). Pass --allow-unverified to "
-                       "convert it anyway.")
+        raise WeightsError(
+            f"{path} is named like torchvision's {backbone.name} checkpoint, but its sha256 {digest} "
+            f"is not the published one ({expected}): it is corrupt, truncated or modified. "
+            "Download it again, or pass --allow-unverified to convert it anyway."
+        )
+    raise WeightsError(
+        f"{path} is not a known torchvision {backbone.name} checkpoint (sha256 {digest}; known: "
+        f"{', '.join(backbone.torchvision_files)}, verified by sha256). Pass --allow-unverified to "
+        "convert it anyway."
+    )
 
 
 def backbone_to_ours(state: dict, backbone: deeploss.Backbone, source: str) -> dict:
@@ -431,7 +483,7 @@ def backbone_to_ours(state: dict, backbone: deeploss.Backbone, source: str) -> d
     prefix = _FEATURES if any(k.startswith(_FEATURES) for k in state) else ""
     params = {}
     for layer, (kh, kw, cin, cout) in backbone.layout.items():
-        base = layer if prefix else layer[len(_FEATURES):]
+        base = layer if prefix else layer[len(_FEATURES) :]
         leaves = {}
         for part, shape in (("weight", (cout, cin, kh, kw)), ("bias", (cout,))):
             key = f"{base}.{part}"
@@ -439,23 +491,28 @@ def backbone_to_ours(state: dict, backbone: deeploss.Backbone, source: str) -> d
                 raise WeightsError(
                     f"{source}: missing key '{key}'; this is not a torchvision {backbone.name} checkpoint (a state "
                     f"dict of torchvision.models.{backbone.name}() or of its .features, keys "
-                    f"'{layer}.{part}' or '{layer[len(_FEATURES):]}.{part}').")
+                    f"'{layer}.{part}' or '{layer[len(_FEATURES) :]}.{part}')."
+                )
             value = state[key]
             if tuple(value.shape) != shape:
-                raise WeightsError(f"{source}: '{key}' has shape {tuple(value.shape)}, expected {shape}; this is not "
-                                   f"a torchvision {backbone.name} checkpoint.")
-            if hasattr(value, "detach"):   # a torch tensor: float32 first (numpy cannot hold bfloat16)
+                raise WeightsError(
+                    f"{source}: '{key}' has shape {tuple(value.shape)}, expected {shape}; this is not "
+                    f"a torchvision {backbone.name} checkpoint."
+                )
+            if hasattr(value, "detach"):  # a torch tensor: float32 first (numpy cannot hold bfloat16)
                 if not value.is_floating_point():
                     raise WeightsError(f"{source}: '{key}' holds {value.dtype}, not floating-point weights.")
                 value = value.detach().cpu().float().numpy()
             leaves[part] = np.asarray(value)
-        leaves["weight"] = np.transpose(leaves["weight"], (2, 3, 1, 0))   # OIHW → HWIO
-        params[layer] = {"kernel": np.array(leaves["weight"], np.float32, order="C"),
-                         "bias": np.array(leaves["bias"], np.float32, order="C")}
+        leaves["weight"] = np.transpose(leaves["weight"], (2, 3, 1, 0))  # OIHW → HWIO
+        params[layer] = {
+            "kernel": np.array(leaves["weight"], np.float32, order="C"),
+            "bias": np.array(leaves["bias"], np.float32, order="C"),
+        }
     return params
 
 
-def backbone_to_reference(params: dict, backbone: deeploss.Backbone) -> "OrderedDict[str, np.ndarray]":
+def backbone_to_reference(params: dict, backbone: deeploss.Backbone) -> OrderedDict[str, np.ndarray]:
     """Our backbone pytree → torchvision's state dict keys ``features.<i>.weight`` (OIHW) / ``.bias``, in
     torchvision's order."""
     state = OrderedDict()
@@ -465,17 +522,21 @@ def backbone_to_reference(params: dict, backbone: deeploss.Backbone) -> "Ordered
     return state
 
 
-def convert_backbone(path: Path, backbone: deeploss.Backbone | str, dest: Path, *,
-                     allow_unverified: bool = False) -> Path:
+def convert_backbone(
+    path: Path, backbone: deeploss.Backbone | str, dest: Path, *, allow_unverified: bool = False
+) -> Path:
     """Convert a torchvision checkpoint of ``backbone`` (a Backbone or its name, 'vgg16' /
     'squeezenet1_1') into ``dest``/<name>_backbone.npz and return the written path."""
     path = Path(path)
     backbone = BACKBONES[backbone] if isinstance(backbone, str) else backbone
     digest, label = verify_backbone(path, backbone, allow_unverified)
     state = _load_state_dict(path, f"torchvision's {backbone.name}")
-    params = weights.check_params(backbone_to_ours(state, backbone, str(path)), backbone.template(), str(path))
-    return weights.save_params(Path(dest) / backbone.filename, params, source=path.name, sha256=digest,
-                               version=label)
+    params = weights.check_params(
+        backbone_to_ours(state, backbone, str(path)), backbone.template(), str(path)
+    )
+    return weights.save_params(
+        Path(dest) / backbone.filename, params, source=path.name, sha256=digest, version=label
+    )
 
 
 def export_backbone(path: Path, dest: Path) -> Path:
@@ -491,6 +552,7 @@ def export_backbone(path: Path, dest: Path) -> Path:
 
 # -- command line -----------------------------------------------------------------------------------
 
+
 class _FromHubCache:
     def __repr__(self) -> str:
         return "<the torch hub cache>"
@@ -504,7 +566,8 @@ _VERIFICATION_HELP = (
     "Verification: the original *_trial0.pth files must match the pinned sha256 of --version; a torchvision "
     "checkpoint must match the pinned full sha256 of vgg16-397923af.pth or squeezenet1_1-b8a52dc0.pth, or, "
     "for squeezenet1_1-f364aa15.pth (full digest not pinned), start with the 8 hex digits in that name "
-    "(the check torch hub makes on download). Anything else needs --allow-unverified.")
+    "(the check torch hub makes on download). Anything else needs --allow-unverified."
+)
 
 
 def _backbone_dest(backbone: deeploss.Backbone) -> str:
@@ -515,55 +578,96 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="convert_weights.py",
         description="Convert the original Czolbe et al. weight files (.pth) and torchvision's ImageNet backbones "
-                    "for Deeploss to watson_jax weights (.npz), or back with --to-torch.",
-        epilog=_VERIFICATION_HELP)
-    p.add_argument("--source", type=Path, default=None,
-                   help="folder with the original *_trial0.pth files (e.g. the original repository's "
-                        "src/loss/weights); optional when only backbones or --partition-spline are converted. "
-                        "With --to-torch, the folder of watson_jax weights "
-                        f"(default: ${weights.ENV_VAR} or ~/.cache/watson_jax)")
-    p.add_argument("--dest", type=Path, default=None,
-                   help=f"output folder (default: ${weights.ENV_VAR} or ~/.cache/watson_jax; required with "
-                        "--to-torch)")
-    p.add_argument("--version", choices=VERSIONS, default="current",
-                   help="which upstream release the original files must match: 'current' (last commit, default) "
-                        "or 'neurips' (as published with the paper)")
-    p.add_argument("--allow-unverified", action="store_true",
-                   help="convert files whose sha256 matches no known upstream file (original files and "
-                        "torchvision checkpoints alike)")
-    p.add_argument("--to-torch", action="store_true",
-                   help="export watson_jax weights to the reference's .pth layout, and converted backbones to "
-                        "torchvision's features state dicts (" + ", ".join(
-                            exported_backbone_name(b) for b in BACKBONES.values()) + ": keys features.<i>.weight "
-                        "(OIHW) and features.<i>.bias)")
-    p.add_argument("--partition-spline", type=Path, default=None, metavar="NPZ",
-                   help="also import Barron's partition_spline.npz (robust_loss_pytorch) as the Adaptive loss's "
-                        "log-partition table, instead of the one watson_jax computes on first use")
+        "for Deeploss to watson_jax weights (.npz), or back with --to-torch.",
+        epilog=_VERIFICATION_HELP,
+    )
+    p.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="folder with the original *_trial0.pth files (e.g. the original repository's "
+        "src/loss/weights); optional when only backbones or --partition-spline are converted. "
+        "With --to-torch, the folder of watson_jax weights "
+        f"(default: ${weights.ENV_VAR} or ~/.cache/watson_jax)",
+    )
+    p.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help=f"output folder (default: ${weights.ENV_VAR} or ~/.cache/watson_jax; required with --to-torch)",
+    )
+    p.add_argument(
+        "--version",
+        choices=VERSIONS,
+        default="current",
+        help="which upstream release the original files must match: 'current' (last commit, default) "
+        "or 'neurips' (as published with the paper)",
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="convert files whose sha256 matches no known upstream file (original files and "
+        "torchvision checkpoints alike)",
+    )
+    p.add_argument(
+        "--to-torch",
+        action="store_true",
+        help="export watson_jax weights to the reference's .pth layout, and converted backbones to "
+        "torchvision's features state dicts ("
+        + ", ".join(exported_backbone_name(b) for b in BACKBONES.values())
+        + ": keys features.<i>.weight "
+        "(OIHW) and features.<i>.bias)",
+    )
+    p.add_argument(
+        "--partition-spline",
+        type=Path,
+        default=None,
+        metavar="NPZ",
+        help="also import Barron's partition_spline.npz (robust_loss_pytorch) as the Adaptive loss's "
+        "log-partition table, instead of the one watson_jax computes on first use",
+    )
     for backbone in BACKBONES.values():
-        p.add_argument(backbone.converter_flag, dest=_backbone_dest(backbone), type=Path, nargs="?",
-                       const=FROM_HUB_CACHE, default=None, metavar="PATH",
-                       help=f"also convert torchvision's ImageNet {backbone.name} ({backbone.metric}'s backbone) "
-                            f"to {backbone.filename}: PATH is the checkpoint "
-                            f"({' or '.join(backbone.torchvision_files)}; a state dict of the whole model or of "
-                            "its .features) or a folder holding it under that name; without PATH, the torch hub "
-                            "cache ($TORCH_HOME/hub/checkpoints, default ~/.cache/torch/hub/checkpoints)")
+        p.add_argument(
+            backbone.converter_flag,
+            dest=_backbone_dest(backbone),
+            type=Path,
+            nargs="?",
+            const=FROM_HUB_CACHE,
+            default=None,
+            metavar="PATH",
+            help=f"also convert torchvision's ImageNet {backbone.name} ({backbone.metric}'s backbone) "
+            f"to {backbone.filename}: PATH is the checkpoint "
+            f"({' or '.join(backbone.torchvision_files)}; a state dict of the whole model or of "
+            "its .features) or a folder holding it under that name; without PATH, the torch hub "
+            "cache ($TORCH_HOME/hub/checkpoints, default ~/.cache/torch/hub/checkpoints)",
+        )
     return p
 
 
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    backbones = {name: getattr(args, _backbone_dest(b)) for name, b in BACKBONES.items()
-                 if getattr(args, _backbone_dest(b)) is not None}   # name → PATH or FROM_HUB_CACHE
+    backbones = {
+        name: getattr(args, _backbone_dest(b))
+        for name, b in BACKBONES.items()
+        if getattr(args, _backbone_dest(b)) is not None
+    }  # name → PATH or FROM_HUB_CACHE
 
-    jobs = []   # (what it converts, function writing its converted form and returning (written path, source))
+    jobs = []  # (what it converts, function writing its converted form and returning (written path, source))
     if args.to_torch:
         if args.dest is None:
             parser.error("--to-torch needs --dest, the folder to write the .pth files to")
-        if args.allow_unverified or args.version != "current" or args.partition_spline is not None or backbones:
-            parser.error("--version, --allow-unverified, --partition-spline, "
-                         f"{', '.join(b.converter_flag for b in BACKBONES.values())} apply to reading the original "
-                         "files, not to --to-torch (which exports every watson_jax weight file in --source)")
+        if (
+            args.allow_unverified
+            or args.version != "current"
+            or args.partition_spline is not None
+            or backbones
+        ):
+            parser.error(
+                "--version, --allow-unverified, --partition-spline, "
+                f"{', '.join(b.converter_flag for b in BACKBONES.values())} apply to reading the original "
+                "files, not to --to-torch (which exports every watson_jax weight file in --source)"
+            )
         source, dest = weights.weights_dir(args.source), args.dest
         if not source.is_dir():
             parser.error(f"--source {source} is not a folder")
@@ -574,25 +678,47 @@ def main(argv=None) -> int:
                 jobs.append((path.name, lambda p=path: (export_backbone(p, dest), p.name)))
     else:
         if args.source is None and not backbones and args.partition_spline is None:
-            parser.error("--source is required: the folder with the original *_trial0.pth files (optional only "
-                         f"with {', '.join(b.converter_flag for b in BACKBONES.values())} or --partition-spline)")
+            parser.error(
+                "--source is required: the folder with the original *_trial0.pth files (optional only "
+                f"with {', '.join(b.converter_flag for b in BACKBONES.values())} or --partition-spline)"
+            )
         if args.source is not None and not args.source.is_dir():
             parser.error(f"--source {args.source} is not a folder")
         source, dest = args.source, weights.weights_dir(args.dest)
         if args.partition_spline is not None:
             spline = args.partition_spline
-            jobs.append((spline.name, lambda: (import_partition_spline(
-                spline, dest, allow_unverified=args.allow_unverified), spline.name)))
+            jobs.append(
+                (
+                    spline.name,
+                    lambda: (
+                        import_partition_spline(spline, dest, allow_unverified=args.allow_unverified),
+                        spline.name,
+                    ),
+                )
+            )
         for path in sorted(source.glob("*.pth")) if source is not None else ():
             if path.name not in _BY_REFERENCE_NAME:
                 print(f"skipped {path.name}: not supported by this version of the converter")
                 continue
-            jobs.append((path.name, lambda p=path: (convert_reference_file(
-                p, dest, version=args.version, allow_unverified=args.allow_unverified), p.name)))
+            jobs.append(
+                (
+                    path.name,
+                    lambda p=path: (
+                        convert_reference_file(
+                            p, dest, version=args.version, allow_unverified=args.allow_unverified
+                        ),
+                        p.name,
+                    ),
+                )
+            )
         for name, where in backbones.items():
+
             def job(backbone=BACKBONES[name], where=where):
                 path = find_backbone_checkpoint(backbone, None if where is FROM_HUB_CACHE else where)
-                return convert_backbone(path, backbone, dest, allow_unverified=args.allow_unverified), path.name
+                return convert_backbone(
+                    path, backbone, dest, allow_unverified=args.allow_unverified
+                ), path.name
+
             jobs.append((BACKBONES[name].converter_flag, job))
 
     written, failed = 0, 0

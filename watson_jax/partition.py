@@ -48,7 +48,7 @@ def curve(alpha):
     """xs(α), the compressed coordinate of the spline (numpy or jax arrays)."""
     xp = np if isinstance(alpha, (np.ndarray, float)) else jnp
     low = (2.25 * alpha - 4.5) / (xp.abs(alpha - 2) + 0.25) + alpha + 2
-    high = 5 / 18 * xp.log(xp.maximum(4 * alpha - 15, 1)) + 8   # the max keeps the unused branch finite
+    high = 5 / 18 * xp.log(xp.maximum(4 * alpha - 15, 1)) + 8  # the max keeps the unused branch finite
     return xp.where(alpha < 4, low, high)
 
 
@@ -76,9 +76,9 @@ def log_partition_numeric(alpha: np.ndarray, *, points: int = 8001, chunk: int =
     x = np.exp(u)
     out = np.empty(len(alpha))
     for start in range(0, len(alpha), chunk):
-        a = np.asarray(alpha[start:start + chunk], np.float64)[:, None]
+        a = np.asarray(alpha[start : start + chunk], np.float64)[:, None]
         integrand = np.exp(-_rho(x * x, a)) * x
-        out[start:start + chunk] = np.log(2 * np.trapezoid(integrand, dx=u[1] - u[0], axis=1))
+        out[start : start + chunk] = np.log(2 * np.trapezoid(integrand, dx=u[1] - u[0], axis=1))
     return out
 
 
@@ -92,13 +92,19 @@ def log_partition_at_infinity() -> float:
 
 
 def _hermite_basis(t):
-    h01 = -2 * t ** 3 + 3 * t ** 2
-    h11 = t ** 3 - t ** 2
-    return 1 - h01, h01, h11 - t ** 2 + t, h11   # h00, h01, h10, h11
+    h01 = -2 * t**3 + 3 * t**2
+    h11 = t**3 - t**2
+    return 1 - h01, h01, h11 - t**2 + t, h11  # h00, h01, h10, h11
 
 
-def fit_spline(samples: np.ndarray, last_value: float, *, iterations: int = 10001, learning_rate: float = 1e-9,
-               momentum: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
+def fit_spline(
+    samples: np.ndarray,
+    last_value: float,
+    *,
+    iterations: int = 10001,
+    learning_rate: float = 1e-9,
+    momentum: float = 0.99,
+) -> tuple[np.ndarray, np.ndarray]:
     """Knot values and tangents (per knot step) of the spline through ``samples``, taken every
     1/REDUNDANCY knot: central differences, then minimax refinement by momentum SGD on max |error|."""
     values = samples[::REDUNDANCY].copy()
@@ -141,9 +147,13 @@ def save_table(path: Path, table: dict, source: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, values=np.asarray(table["values"], np.float64),
-                     tangents=np.asarray(table["tangents"], np.float64),
-                     x_scale=np.asarray(table["x_scale"]), __source__=np.asarray(source))
+            np.savez(
+                f,
+                values=np.asarray(table["values"], np.float64),
+                tangents=np.asarray(table["tangents"], np.float64),
+                x_scale=np.asarray(table["x_scale"]),
+                __source__=np.asarray(source),
+            )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -158,16 +168,23 @@ def read_table(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             table = {k: np.asarray(data[k]) for k in ("values", "tangents", "x_scale")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise WeightsError(f"{path} is not a valid log-partition table ({type(err).__name__}: {err}); delete it "
-                           "to recompute it, or import Barron's with convert_weights.py --partition-spline.") from err
+        raise WeightsError(
+            f"{path} is not a valid log-partition table ({type(err).__name__}: {err}); delete it "
+            "to recompute it, or import Barron's with convert_weights.py --partition-spline."
+        ) from err
     n = X_MAX * X_SCALE + 1
-    if (table["values"].shape != (n,) or table["tangents"].shape != (n,) or int(table["x_scale"]) != X_SCALE
-            or not np.all(np.isfinite(table["values"])) or not np.all(np.isfinite(table["tangents"]))):
+    if (
+        table["values"].shape != (n,)
+        or table["tangents"].shape != (n,)
+        or int(table["x_scale"]) != X_SCALE
+        or not np.all(np.isfinite(table["values"]))
+        or not np.all(np.isfinite(table["tangents"]))
+    ):
         raise WeightsError(f"{path} is not a log-partition table of {n} knots with x_scale {X_SCALE}.")
     return table
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_table(folder: str) -> dict[str, np.ndarray]:
     path = Path(folder) / TABLE_FILE
     if path.is_file():
@@ -175,7 +192,7 @@ def _cached_table(folder: str) -> dict[str, np.ndarray]:
     table = compute_table()
     try:
         save_table(path, table, "computed by watson_jax.partition")
-    except OSError:   # a read-only folder: keep the table in memory only
+    except OSError:  # a read-only folder: keep the table in memory only
         pass
     return table
 

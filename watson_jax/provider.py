@@ -10,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import blocks, partition, registry, weights
-from .losses import adaptive
 from .color import rgb_to_grey
 from .errors import OptionError
+from .losses import adaptive
 from .validation import check_images, check_key, check_shift, compute_dtype
 
 
@@ -28,11 +28,11 @@ class LossConfig:
     """The static options of a loss (hashable; part of the pytree structure, never traced)."""
 
     name: str
-    colorspace: str          # 'rgb' | 'grey'
-    reduction: str           # 'none' | 'sum' | 'mean'
+    colorspace: str  # 'rgb' | 'grey'
+    reduction: str  # 'none' | 'sum' | 'mean'
     deterministic: bool
-    luminance: str           # 'image' | 'batch'
-    precision: str = "highest"   # 'highest' | 'default': of convolutions and matrix products
+    luminance: str  # 'image' | 'batch'
+    precision: str = "highest"  # 'highest' | 'default': of convolutions and matrix products
 
     @property
     def metric(self) -> registry.Metric:
@@ -43,19 +43,24 @@ class LossConfig:
         """Channel counts the images may have: 3 for RGB, 1 or 3 (converted) for greyscale."""
         return (3,) if self.colorspace == "rgb" else (1, 3)
 
-    def check_call(self, *, shift=None, elementwise: bool = False, spatial: bool = False,
-                   tuning: bool = False) -> None:
+    def check_call(
+        self, *, shift=None, elementwise: bool = False, spatial: bool = False, tuning: bool = False
+    ) -> None:
         """Raise OptionError for call options this loss does not have (shared by the JAX loss, the torch
         modules and the bridge; the shift's values are checked by each side's own validation)."""
         metric = self.metric
         if elementwise and metric.elementwise is None:
             with_maps = ", ".join(m.name for m in registry.METRICS if m.elementwise is not None)
-            raise OptionError(f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}.")
+            raise OptionError(
+                f"{metric.name} has no elementwise terms; elementwise=True works for {with_maps}."
+            )
         if shift is not None and not metric.random_shift:
             raise OptionError(f"shift= applies to the Watson losses only; {metric.name} has no shift.")
         if spatial and (elementwise or tuning or shift is not None):
-            raise OptionError("spatial=True returns the distance map of the unshifted images in evaluation mode; "
-                              "it cannot be combined with elementwise=True, tuning=True or shift=.")
+            raise OptionError(
+                "spatial=True returns the distance map of the unshifted images in evaluation mode; "
+                "it cannot be combined with elementwise=True, tuning=True or shift=."
+            )
 
 
 class Constants:
@@ -65,7 +70,7 @@ class Constants:
     over a :class:`Loss` touches them; under ``jit`` they are compile-time constants. Hashed by content.
     """
 
-    def __init__(self, arrays: Optional[dict] = None):
+    def __init__(self, arrays: dict | None = None):
         self.arrays = {} if arrays is None else arrays
         digest = hashlib.sha256()
         for path, value in sorted(weights.flatten(self.arrays).items()):
@@ -92,8 +97,13 @@ class Loss:
     (N,) for reduction 'none', else their sum or mean.
     """
 
-    def __init__(self, params: Any, config: LossConfig, constants: Optional[Constants] = None,
-                 frozen: Any = None):
+    def __init__(
+        self,
+        params: Any,
+        config: LossConfig,
+        constants: Constants | None = None,
+        frozen: Any = None,
+    ):
         self.params = params
         self.config = config
         self.constants = Constants() if constants is None else constants
@@ -111,14 +121,16 @@ class Loss:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"Loss({c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
-                f"deterministic={c.deterministic}, luminance={c.luminance!r}, precision={c.precision!r})")
+        return (
+            f"Loss({c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
+            f"deterministic={c.deterministic}, luminance={c.luminance!r}, precision={c.precision!r})"
+        )
 
     @property
     def name(self) -> str:
         return self.config.name
 
-    def replace(self, params) -> "Loss":
+    def replace(self, params) -> Loss:
         """The same loss with other parameters (e.g. after an optax update)."""
         return Loss(params, self.config, self.constants, self.frozen)
 
@@ -130,13 +142,40 @@ class Loss:
         random_shift = metric.random_shift and not self.config.deterministic and shift is None
         return random_shift or (tuning and metric.tuning_dropout)
 
-    def __call__(self, x, y, key=None, *, shift=None, tuning: bool = False, elementwise: bool = False,
-                 spatial: bool = False) -> jnp.ndarray:
-        return self.apply(self.params, x, y, key, shift=shift, tuning=tuning, elementwise=elementwise,
-                          spatial=spatial)
+    def __call__(
+        self,
+        x,
+        y,
+        key=None,
+        *,
+        shift=None,
+        tuning: bool = False,
+        elementwise: bool = False,
+        spatial: bool = False,
+    ) -> jnp.ndarray:
+        return self.apply(
+            self.params,
+            x,
+            y,
+            key,
+            shift=shift,
+            tuning=tuning,
+            elementwise=elementwise,
+            spatial=spatial,
+        )
 
-    def apply(self, params, x, y, key=None, *, shift=None, tuning: bool = False,
-              elementwise: bool = False, spatial: bool = False) -> jnp.ndarray:
+    def apply(
+        self,
+        params,
+        x,
+        y,
+        key=None,
+        *,
+        shift=None,
+        tuning: bool = False,
+        elementwise: bool = False,
+        spatial: bool = False,
+    ) -> jnp.ndarray:
         """The loss with explicit parameters: a pure function of (params, x, y, key), for tuning.
 
         Args:
@@ -161,17 +200,27 @@ class Loss:
         c = self.config
         metric = c.metric
         c.check_call(shift=shift, elementwise=elementwise, spatial=spatial, tuning=tuning)
-        x, y = check_images(x, y, channels=c.channels, loss_name=metric.name, blocks=metric.blocks,
-                            min_size=metric.min_size)
+        x, y = check_images(
+            x,
+            y,
+            channels=c.channels,
+            loss_name=metric.name,
+            blocks=metric.blocks,
+            min_size=metric.min_size,
+        )
         if shift is not None:
             check_shift(shift)
         needs_key = self.needs_key(tuning=tuning, shift=shift, spatial=spatial)
         if needs_key and key is None:
-            why = "tuning mode draws a dropout mask" if tuning and metric.tuning_dropout else (
-                "deterministic=False applies a random 8-pixel shift")
+            why = (
+                "tuning mode draws a dropout mask"
+                if tuning and metric.tuning_dropout
+                else ("deterministic=False applies a random 8-pixel shift")
+            )
             raise OptionError(
                 f"{metric.name}: {why}, so the call needs a PRNG key: loss(x, y, key=jax.random.key(0)). "
-                "Build the loss with deterministic=True for a call without randomness.")
+                "Build the loss with deterministic=True for a call without randomness."
+            )
 
         dtype = compute_dtype(x, y)
         x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
@@ -188,10 +237,18 @@ class Loss:
             offset = blocks.random_offset(shift_key) if shift is None else shift
 
         backbone = jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, dtype)), self.frozen)
-        options = dict(luminance=c.luminance, tuning=tuning, key=dropout_key, constants=self.constants,
-                       backbone=backbone, shift=offset)
+        options = dict(
+            luminance=c.luminance,
+            tuning=tuning,
+            key=dropout_key,
+            constants=self.constants,
+            backbone=backbone,
+            shift=offset,
+        )
         # 'default' leaves the precision to the caller's own setting or the backend's default.
-        precision = jax.default_matmul_precision("highest") if c.precision == "highest" else contextlib.nullcontext()
+        precision = (
+            jax.default_matmul_precision("highest") if c.precision == "highest" else contextlib.nullcontext()
+        )
         with precision:
             if spatial:
                 return metric.spatial(params, x, y, **options)
@@ -203,15 +260,23 @@ class Loss:
         return jnp.sum(per_image) if c.reduction == "sum" else jnp.mean(per_image)
 
 
-def make_config(name: str, colorspace: str, reduction: str, deterministic: bool,
-                luminance: str, precision: str = "highest") -> LossConfig:
+def make_config(
+    name: str,
+    colorspace: str,
+    reduction: str,
+    deterministic: bool,
+    luminance: str,
+    precision: str = "highest",
+) -> LossConfig:
     """Check and canonicalise the options of a loss (shared by the JAX and the torch providers)."""
     return LossConfig(
-        name=registry.lookup(name).name, colorspace=registry.canonical_colorspace(colorspace),
+        name=registry.lookup(name).name,
+        colorspace=registry.canonical_colorspace(colorspace),
         reduction=registry.check_choice(reduction, registry.REDUCTIONS, "reduction"),
         deterministic=bool(deterministic),
         luminance=registry.check_choice(luminance, registry.LUMINANCE_MODES, "luminance mode"),
-        precision=registry.check_choice(precision, registry.PRECISIONS, "precision"))
+        precision=registry.check_choice(precision, registry.PRECISIONS, "precision"),
+    )
 
 
 @dataclasses.dataclass
@@ -220,9 +285,9 @@ class LoadedParameters:
     image size, a Deeploss backbone."""
 
     params: dict
-    table: Optional[dict] = None
-    image_size: Optional[tuple[int, int, int]] = None
-    backbone: Optional[dict] = None
+    table: dict | None = None
+    image_size: tuple[int, int, int] | None = None
+    backbone: dict | None = None
 
 
 def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights_dir) -> LoadedParameters:
@@ -235,7 +300,8 @@ def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights
         if pretrained and image_size != adaptive.PRETRAINED_SIZE:
             raise OptionError(
                 f"the pretrained Adaptive weights exist for images of size {adaptive.PRETRAINED_SIZE} "
-                f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes.")
+                f"(C, H, W) only, not {image_size}; pass pretrained=False for other sizes."
+            )
         table = partition.table(weights_dir)
     params = metric.init_params(config.colorspace, image_size)
     if pretrained and metric.weights_stem is not None:
@@ -253,10 +319,19 @@ class LossProvider:
         """The canonical names of the losses available in this version."""
         return registry.available_names()
 
-    def get_loss_function(self, name: str, colorspace: str = "RGB", reduction: str = "sum",
-                          deterministic: bool = False, pretrained: bool = True,
-                          image_size: Optional[tuple[int, ...]] = None, *, luminance: str = "image",
-                          precision: str = "highest", weights_dir=None) -> Loss:
+    def get_loss_function(
+        self,
+        name: str,
+        colorspace: str = "RGB",
+        reduction: str = "sum",
+        deterministic: bool = False,
+        pretrained: bool = True,
+        image_size: tuple[int, ...] | None = None,
+        *,
+        luminance: str = "image",
+        precision: str = "highest",
+        weights_dir=None,
+    ) -> Loss:
         """Build a loss.
 
         Args:
@@ -278,7 +353,9 @@ class LossProvider:
           weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
         """
         config = make_config(name, colorspace, reduction, deterministic, luminance, precision)
-        loaded = load_parameters(config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir)
+        loaded = load_parameters(
+            config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir
+        )
         constants = None
         if loaded.table is not None:
             constants = Constants({"log_partition": {k: loaded.table[k] for k in ("values", "tangents")}})

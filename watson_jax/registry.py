@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import jax.numpy as jnp
 
@@ -19,9 +19,11 @@ from .losses import adaptive, deeploss, pixel, ssim, watson
 def _taking(fn, *names: str, **fixed):
     """Adapt a loss function to the common signature ``(params, x, y, **options)``, passing on only the
     options it takes (``names``) and fixed keyword arguments."""
+
     @functools.wraps(fn)
     def adapted(params, x, y, **options):
         return fn(params, x, y, **{n: options[n] for n in names}, **fixed)
+
     return adapted
 
 
@@ -63,12 +65,12 @@ class Metric:
 
     name: str
     aliases: tuple[str, ...] = ()
-    init_params: Optional[Callable] = None
-    distance: Optional[Callable] = None
-    elementwise: Optional[Callable] = None
-    distance_map: Optional[Callable] = None
-    weights_stem: Optional[str] = None
-    backbone: Optional[deeploss.Backbone] = None
+    init_params: Callable | None = None
+    distance: Callable | None = None
+    elementwise: Callable | None = None
+    distance_map: Callable | None = None
+    weights_stem: str | None = None
+    backbone: deeploss.Backbone | None = None
     sized: bool = False
     blocks: bool = False
     random_shift: bool = False
@@ -87,40 +89,73 @@ class Metric:
 
 
 def _pixel(name: str, elementwise, distance) -> Metric:
-    return Metric(name, init_params=lambda colorspace, image_size=None: pixel.init_params(),
-                  distance=_taking(distance), elementwise=_taking(elementwise))
+    return Metric(
+        name,
+        init_params=lambda colorspace, image_size=None: pixel.init_params(),
+        distance=_taking(distance),
+        elementwise=_taking(elementwise),
+    )
 
 
 def _watson(name: str, alias: str, transform: str, **flags) -> Metric:
     options = ("luminance", "tuning", "key", "shift")
-    return Metric(name, aliases=(alias,), init_params=_fixed_size(functools.partial(watson.init_params, transform)),
-                  distance=_taking(watson.distance, *options, transform=transform),
-                  distance_map=_taking(watson.distance_map, "luminance", transform=transform),
-                  weights_stem=f"watson_{transform}", blocks=True, random_shift=True, **flags)
+    return Metric(
+        name,
+        aliases=(alias,),
+        init_params=_fixed_size(functools.partial(watson.init_params, transform)),
+        distance=_taking(watson.distance, *options, transform=transform),
+        distance_map=_taking(watson.distance_map, "luminance", transform=transform),
+        weights_stem=f"watson_{transform}",
+        blocks=True,
+        random_shift=True,
+        **flags,
+    )
 
 
 def _deeploss(name: str, stem: str) -> Metric:
-    return Metric(name, init_params=_fixed_size(functools.partial(deeploss.init_params, name)),
-                  distance=_taking(deeploss.distance, "backbone", "tuning", "key", metric=name),
-                  distance_map=_taking(deeploss.distance_map, "backbone", metric=name),
-                  weights_stem=stem, backbone=deeploss.BACKBONES[name], tuning_dropout=True)
+    return Metric(
+        name,
+        init_params=_fixed_size(functools.partial(deeploss.init_params, name)),
+        distance=_taking(deeploss.distance, "backbone", "tuning", "key", metric=name),
+        distance_map=_taking(deeploss.distance_map, "backbone", metric=name),
+        weights_stem=stem,
+        backbone=deeploss.BACKBONES[name],
+        tuning_dropout=True,
+    )
 
 
 METRICS: tuple[Metric, ...] = (
     _pixel("L1", pixel.l1_map, pixel.l1_distance),
     _pixel("L2", pixel.l2_map, pixel.l2_distance),
-    Metric("SSIM", init_params=lambda colorspace, image_size=None: ssim.init_params(),
-           distance=_taking(ssim.distance), distance_map=_taking(ssim.distance_map)),
+    Metric(
+        "SSIM",
+        init_params=lambda colorspace, image_size=None: ssim.init_params(),
+        distance=_taking(ssim.distance),
+        distance_map=_taking(ssim.distance_map),
+    ),
     _watson("Watson-DCT", "Watson", "dct"),
     _watson("Watson-DFT", "Watson-FFT", "dft", tuning_dropout=True),
-    Metric("Adaptive", init_params=adaptive.init_params, distance=_with_table(adaptive.distance),
-           elementwise=_with_table(adaptive.nll_map), weights_stem="adaptive", sized=True),
+    Metric(
+        "Adaptive",
+        init_params=adaptive.init_params,
+        distance=_with_table(adaptive.distance),
+        elementwise=_with_table(adaptive.nll_map),
+        weights_stem="adaptive",
+        sized=True,
+    ),
     _deeploss("Deeploss-VGG", "deeploss_vgg"),
     _deeploss("Deeploss-Squeeze", "deeploss_squeeze"),
 )
 
-COLORSPACES = {"rgb": "rgb", "la": "grey", "l": "grey", "grey": "grey", "gray": "grey",
-               "greyscale": "grey", "grayscale": "grey"}
+COLORSPACES = {
+    "rgb": "rgb",
+    "la": "grey",
+    "l": "grey",
+    "grey": "grey",
+    "gray": "grey",
+    "greyscale": "grey",
+    "grayscale": "grey",
+}
 REDUCTIONS = ("none", "sum", "mean")
 LUMINANCE_MODES = ("image", "batch")
 PRECISIONS = ("highest", "default")
@@ -141,8 +176,10 @@ def available_names() -> list[str]:
 def lookup(name: str) -> Metric:
     """The metric called ``name`` (case-insensitive, aliases accepted)."""
     if not isinstance(name, str) or _key(name) not in _BY_NAME:
-        valid = ", ".join(f"'{m.name}'" + (f" (alias {', '.join(repr(a) for a in m.aliases)})" if m.aliases else "")
-                          for m in METRICS)
+        valid = ", ".join(
+            f"'{m.name}'" + (f" (alias {', '.join(repr(a) for a in m.aliases)})" if m.aliases else "")
+            for m in METRICS
+        )
         raise OptionError(f"unknown loss {name!r}; valid names (case-insensitive): {valid}.")
     return _BY_NAME[_key(name)]
 
@@ -153,7 +190,8 @@ def canonical_colorspace(colorspace: str) -> str:
     if key not in COLORSPACES:
         raise OptionError(
             f"unknown colorspace {colorspace!r}; use 'RGB' (3 channels) or a greyscale name: 'LA', 'L', "
-            "'grey', 'gray', 'greyscale' (case-insensitive).")
+            "'grey', 'gray', 'greyscale' (case-insensitive)."
+        )
     return COLORSPACES[key]
 
 

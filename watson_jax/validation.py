@@ -32,11 +32,14 @@ def _as_array(a, arg: str):
 def check_dtype(a, arg: str) -> None:
     dtype = np.dtype(a.dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
-        hint = f" (e.g. {arg}.astype(jnp.float32) / 255 for 8-bit images)" if jnp.issubdtype(
-            dtype, jnp.integer) or dtype == np.bool_ else ""
+        hint = (
+            f" (e.g. {arg}.astype(jnp.float32) / 255 for 8-bit images)"
+            if jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_
+            else ""
+        )
         raise InputTypeError(
-            f"{arg} has dtype {dtype}; the losses need floating-point images with values in [0, 1]"
-            f"{hint}.")
+            f"{arg} has dtype {dtype}; the losses need floating-point images with values in [0, 1]{hint}."
+        )
 
 
 def check_layout(a, arg: str, channels: tuple[int, ...]) -> None:
@@ -51,12 +54,14 @@ def check_layout(a, arg: str, channels: tuple[int, ...]) -> None:
             hint = f"; for a single greyscale image of shape (H, W) pass {arg}[None, :, :, None]"
         raise InputError(
             f"{arg} has shape {shape} (rank {len(shape)}); expected a batch of images of shape "
-            f"(N, H, W, C), channels last{hint}.")
+            f"(N, H, W, C), channels last{hint}."
+        )
     if shape[-1] not in channels:
         if shape[1] in channels:
             raise InputError(
                 f"{arg} has shape {shape}, which looks like NCHW (channels first); watson_jax takes NHWC. "
-                f"Transpose it with jnp.transpose({arg}, (0, 2, 3, 1)).")
+                f"Transpose it with jnp.transpose({arg}, (0, 2, 3, 1))."
+            )
         hint = ""
         if shape[-1] == 4:
             hint = f" Drop the alpha channel with {arg}[..., :3]."
@@ -64,7 +69,8 @@ def check_layout(a, arg: str, channels: tuple[int, ...]) -> None:
             hint = " For greyscale images build the loss with colorspace='LA'."
         raise InputError(
             f"{arg} has {shape[-1]} channels (shape {shape}); this loss expects {allowed} channels last "
-            f"(NHWC).{hint}")
+            f"(NHWC).{hint}"
+        )
     if min(shape[:3]) == 0:
         raise InputError(f"{arg} has shape {shape}; it needs at least one image of at least one pixel.")
 
@@ -75,7 +81,8 @@ def check_block_size(a, arg: str, loss_name: str) -> None:
         raise InputError(
             f"{loss_name} cuts images into {BLOCK_SIZE}x{BLOCK_SIZE} blocks, so H and W must be multiples "
             f"of {BLOCK_SIZE}; {arg} has H={h}, W={w}. Crop (e.g. {arg}[:, :{h // BLOCK_SIZE * BLOCK_SIZE}, "
-            f":{w // BLOCK_SIZE * BLOCK_SIZE}]) or pad the images first.")
+            f":{w // BLOCK_SIZE * BLOCK_SIZE}]) or pad the images first."
+        )
 
 
 def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: bool, min_size: int = 1):
@@ -94,7 +101,8 @@ def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: boo
     if tuple(x.shape) != tuple(y.shape):
         raise InputError(
             f"x has shape {tuple(x.shape)} but y has shape {tuple(y.shape)}; the input and the target must "
-            "have the same shape.")
+            "have the same shape."
+        )
     if blocks:
         check_block_size(x, "x", loss_name)
     check_min_size(*x.shape[1:3], min_size, loss_name)
@@ -104,8 +112,10 @@ def check_images(x, y, *, channels: tuple[int, ...], loss_name: str, blocks: boo
 def check_min_size(h: int, w: int, min_size: int, loss_name: str) -> None:
     """H and W at least ``min_size`` (the Deeploss networks downsample the images several times)."""
     if min(h, w) < min_size:
-        raise InputError(f"{loss_name} needs images of at least {min_size}x{min_size} pixels (its network "
-                         f"downsamples them), got H={h}, W={w}.")
+        raise InputError(
+            f"{loss_name} needs images of at least {min_size}x{min_size} pixels (its network "
+            f"downsamples them), got H={h}, W={w}."
+        )
 
 
 def check_shift(shift) -> None:
@@ -133,4 +143,5 @@ def check_key(key) -> None:
         return
     raise OptionError(
         f"key must be one PRNG key, e.g. jax.random.key(0), got {type(key).__name__} with shape "
-        f"{getattr(key, 'shape', None)} and dtype {dtype}; for a batch of keys map the loss with jax.vmap.")
+        f"{getattr(key, 'shape', None)} and dtype {dtype}; for a batch of keys map the loss with jax.vmap."
+    )

@@ -37,8 +37,10 @@ def weights_filename(stem: str, colorspace: str) -> str:
 
 
 def converter_command(dest: Path) -> str:
-    return (f"python convert_weights.py --source <folder with the original *_trial0.pth files, e.g. the "
-            f"original repository's src/loss/weights> --dest {dest}")
+    return (
+        f"python convert_weights.py --source <folder with the original *_trial0.pth files, e.g. the "
+        f"original repository's src/loss/weights> --dest {dest}"
+    )
 
 
 def flatten(params: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -88,11 +90,14 @@ def read_params(path: str | os.PathLike, how_to_convert: str | None = None) -> t
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
         raise WeightsError(
             f"{path} is corrupt or not a watson_jax weight file ({type(err).__name__}: {err}). Delete it and "
-            f"convert again: {how_to_convert}") from err
+            f"convert again: {how_to_convert}"
+        ) from err
     meta = {k.strip("_"): str(v) for k, v in entries.items() if k.startswith(META_PREFIX)}
     if meta.get("format") != str(FORMAT_VERSION):
-        raise WeightsError(f"{path} is not a watson_jax weight file of format {FORMAT_VERSION} "
-                           f"(found format {meta.get('format')!r}); convert again: {how_to_convert}")
+        raise WeightsError(
+            f"{path} is not a watson_jax weight file of format {FORMAT_VERSION} "
+            f"(found format {meta.get('format')!r}); convert again: {how_to_convert}"
+        )
     flat = {k: v for k, v in entries.items() if not k.startswith(META_PREFIX)}
     return unflatten(flat), meta
 
@@ -106,11 +111,15 @@ def check_params(params: dict, template: dict, where: str) -> dict:
     missing = sorted(set(want) - set(got))
     unexpected = sorted(set(got) - set(want))
     if missing or unexpected:
-        raise WeightsError(f"{where} does not match the loss: missing parameters {missing}, "
-                           f"unexpected parameters {unexpected}.")
+        raise WeightsError(
+            f"{where} does not match the loss: missing parameters {missing}, "
+            f"unexpected parameters {unexpected}."
+        )
     for name, value in got.items():
         if value.shape != want[name].shape:
-            raise WeightsError(f"{where}: parameter '{name}' has shape {value.shape}, expected {want[name].shape}.")
+            raise WeightsError(
+                f"{where}: parameter '{name}' has shape {value.shape}, expected {want[name].shape}."
+            )
         if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
             raise WeightsError(f"{where}: parameter '{name}' is not a finite float array (corrupt weights).")
     return unflatten({k: np.asarray(v, np.float32) for k, v in got.items()})
@@ -122,14 +131,17 @@ def read_checked_params(path: str | os.PathLike, template: dict, how_to_convert:
     return check_params(params, template, str(path))
 
 
-def load_pretrained(stem: str, colorspace: str, template: dict, directory: str | os.PathLike | None = None) -> dict:
+def load_pretrained(
+    stem: str, colorspace: str, template: dict, directory: str | os.PathLike | None = None
+) -> dict:
     """The converted pretrained parameters of a loss, checked against its parameter ``template``."""
     folder = weights_dir(directory)
     path = folder / weights_filename(stem, colorspace)
     if not path.is_file():
         raise MissingWeightsError(
             f"pretrained weights {path} not found. Convert the original weights once with:\n  "
-            f"{converter_command(folder)}\nor pass pretrained=False for the untuned initial parameters.")
+            f"{converter_command(folder)}\nor pass pretrained=False for the untuned initial parameters."
+        )
     return read_checked_params(path, template)
 
 
@@ -137,7 +149,8 @@ def torch_hub_checkpoints() -> Path:
     """Where torch hub keeps downloaded checkpoints: ``$TORCH_HOME/hub/checkpoints``, with TORCH_HOME
     defaulting to ``$XDG_CACHE_HOME/torch`` or ``~/.cache/torch`` (as ``torch.hub.get_dir`` does)."""
     home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "torch")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "torch"
+    )
     return Path(home).expanduser() / "hub" / "checkpoints"
 
 
@@ -150,14 +163,23 @@ def load_backbone(backbone, directory: str | os.PathLike | None = None) -> dict:
         hub = torch_hub_checkpoints()
         cached = [hub / f for f in backbone.torchvision_files if (hub / f).is_file()]
         if cached:
-            how = (f"torchvision's checkpoint is in the torch hub cache ({cached[0]}); convert it once with:\n  "
-                   f"python convert_weights.py {backbone.converter_flag} --dest {folder}")
+            how = (
+                f"torchvision's checkpoint is in the torch hub cache ({cached[0]}); convert it once with:\n  "
+                f"python convert_weights.py {backbone.converter_flag} --dest {folder}"
+            )
         else:
-            how = (f"provide torchvision's ImageNet checkpoint {' or '.join(backbone.torchvision_files)} and "
-                   f"convert it once with:\n  python convert_weights.py {backbone.converter_flag} "
-                   f"<path to {backbone.torchvision_files[0]}> --dest {folder}\n(without a path the converter "
-                   f"looks in the torch hub cache, {hub})")
-        raise MissingBackboneError(f"{backbone.metric} needs the ImageNet {backbone.name} backbone, but {path} "
-                                  f"was not found: {how}")
-    return read_checked_params(path, backbone.template(), f"python convert_weights.py {backbone.converter_flag} "
-                                                         f"<path to {backbone.torchvision_files[0]}> --dest {folder}")
+            how = (
+                f"provide torchvision's ImageNet checkpoint {' or '.join(backbone.torchvision_files)} and "
+                f"convert it once with:\n  python convert_weights.py {backbone.converter_flag} "
+                f"<path to {backbone.torchvision_files[0]}> --dest {folder}\n(without a path the converter "
+                f"looks in the torch hub cache, {hub})"
+            )
+        raise MissingBackboneError(
+            f"{backbone.metric} needs the ImageNet {backbone.name} backbone, but {path} was not found: {how}"
+        )
+    return read_checked_params(
+        path,
+        backbone.template(),
+        f"python convert_weights.py {backbone.converter_flag} "
+        f"<path to {backbone.torchvision_files[0]}> --dest {folder}",
+    )

@@ -27,9 +27,14 @@ import numpy as np
 from .. import partition
 from ..errors import InputError
 
-YUV_MATRIX = np.array([[0.299, -0.14714119, 0.61497538],
-                       [0.587, -0.28886916, -0.51496512],
-                       [0.114, 0.43601035, -0.10001026]], np.float32)
+YUV_MATRIX = np.array(
+    [
+        [0.299, -0.14714119, 0.61497538],
+        [0.587, -0.28886916, -0.51496512],
+        [0.114, 0.43601035, -0.10001026],
+    ],
+    np.float32,
+)
 YUV_SCALE = 1.580227820074
 ALPHA_LO, ALPHA_HI = 0.001, 1.999
 SCALE_LO = 1e-5
@@ -59,11 +64,13 @@ def init_params(colorspace: str, image_size=None) -> dict:
     f32 = np.float32
     p = (f32(1.0) - f32(ALPHA_LO)) / (f32(ALPHA_HI) - f32(ALPHA_LO))
     latent_alpha = np.log(p / (f32(1) - p)).astype(np.float32)
-    return {"latent_alpha": np.full((1, size), latent_alpha, np.float32),
-            "latent_scale": np.zeros((1, size), np.float32)}
+    return {
+        "latent_alpha": np.full((1, size), latent_alpha, np.float32),
+        "latent_scale": np.zeros((1, size), np.float32),
+    }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dct_matrix(n: int) -> np.ndarray:
     """Orthonormal DCT-II matrix of length n: D[k, i] = √(2/n)·c_k·cos(π(2i + 1)k/(2n)), c_0 = 1/√2."""
     i = np.arange(n)
@@ -79,10 +86,18 @@ def representation(d: jnp.ndarray) -> jnp.ndarray:
     k = jnp.asarray(YUV_MATRIX, d.dtype)
     yuv = (rows[..., 0:1] * k[0] + rows[..., 1:2] * k[1] + rows[..., 2:3] * k[2]) * YUV_SCALE
     yuv = yuv.reshape(n, c, h, w)
-    along_h = jnp.einsum("kh,nchw->nckw", jnp.asarray(_dct_matrix(h), d.dtype), yuv,
-                         precision=jax.lax.Precision.HIGHEST)
-    return jnp.einsum("kc,nchw->nkhw", jnp.asarray(_dct_matrix(c), d.dtype), along_h,
-                      precision=jax.lax.Precision.HIGHEST)
+    along_h = jnp.einsum(
+        "kh,nchw->nckw",
+        jnp.asarray(_dct_matrix(h), d.dtype),
+        yuv,
+        precision=jax.lax.Precision.HIGHEST,
+    )
+    return jnp.einsum(
+        "kc,nchw->nkhw",
+        jnp.asarray(_dct_matrix(c), d.dtype),
+        along_h,
+        precision=jax.lax.Precision.HIGHEST,
+    )
 
 
 def alpha_and_scale(params: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -110,11 +125,13 @@ def nll_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, table: dict) -> jnp
         raise InputError(
             f"this Adaptive loss was built for image_size with 3·H·W = {size} values, but the images are "
             f"{h}×{w}; build it with image_size=(3, {h}, {w}) (pretrained=False: the shipped weights exist "
-            f"for 3×64×64 only).")
+            f"for 3×64×64 only)."
+        )
     v = representation(x - y).reshape(n, size)
     alpha, scale = alpha_and_scale(params)
-    log_z = partition.log_partition(alpha, jnp.asarray(table["values"], x.dtype),
-                                    jnp.asarray(table["tangents"], x.dtype))
+    log_z = partition.log_partition(
+        alpha, jnp.asarray(table["values"], x.dtype), jnp.asarray(table["tangents"], x.dtype)
+    )
     nll = rho(v, alpha, scale) + jnp.log(scale) + log_z
     return jnp.transpose(nll.reshape(n, c, h, w), (0, 2, 3, 1))
 

@@ -26,7 +26,7 @@ scaled by 2) to the squared differences before each head, as LPIPS's heads do.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -42,12 +42,17 @@ LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 
 # -- layers ------------------------------------------------------------------------------------------
 
+
 def conv(p: dict, x: jnp.ndarray, *, stride: int = 1, padding: int = 0) -> jnp.ndarray:
     """2-D convolution + bias, NHWC input, HWIO kernel (precision from the surrounding
     ``jax.default_matmul_precision``, which the loss sets)."""
-    y = jax.lax.conv_general_dilated(x, p["kernel"].astype(x.dtype), (stride, stride),
-                                     ((padding, padding), (padding, padding)),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = jax.lax.conv_general_dilated(
+        x,
+        p["kernel"].astype(x.dtype),
+        (stride, stride),
+        ((padding, padding), (padding, padding)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     return y + p["bias"].astype(x.dtype)
 
 
@@ -71,15 +76,18 @@ def max_pool(x: jnp.ndarray, window: int, stride: int, *, ceil_mode: bool = Fals
         out = _pooled_size(n, window, stride, ceil_mode)
         pads.append((0, max(0, (out - 1) * stride + window - n)))
     pads.append((0, 0))
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, window, window, 1), (1, stride, stride, 1),
-                                 pads)
+    return jax.lax.reduce_window(
+        x, -jnp.inf, jax.lax.max, (1, window, window, 1), (1, stride, stride, 1), pads
+    )
 
 
 def fire(p: dict, name: str, x: jnp.ndarray) -> jnp.ndarray:
     """SqueezeNet's Fire module: squeeze 1×1 + ReLU, then [ReLU(expand 1×1), ReLU(expand 3×3, pad 1)]."""
     s = conv_relu(p[f"{name}.squeeze"], x)
-    return jnp.concatenate([conv_relu(p[f"{name}.expand1x1"], s),
-                            conv_relu(p[f"{name}.expand3x3"], s, padding=1)], axis=-1)
+    return jnp.concatenate(
+        [conv_relu(p[f"{name}.expand1x1"], s), conv_relu(p[f"{name}.expand3x3"], s, padding=1)],
+        axis=-1,
+    )
 
 
 # -- backbones ---------------------------------------------------------------------------------------
@@ -95,13 +103,26 @@ _VGG16_SLICES = (
 )
 
 #: SqueezeNet 1.1 Fire modules: (``features`` index, in, squeeze, expand 1×1, expand 3×3).
-_SQUEEZE_FIRES = ((3, 64, 16, 64, 64), (4, 128, 16, 64, 64), (6, 128, 32, 128, 128), (7, 256, 32, 128, 128),
-                  (9, 256, 48, 192, 192), (10, 384, 48, 192, 192), (11, 384, 64, 256, 256),
-                  (12, 512, 64, 256, 256))
+_SQUEEZE_FIRES = (
+    (3, 64, 16, 64, 64),
+    (4, 128, 16, 64, 64),
+    (6, 128, 32, 128, 128),
+    (7, 256, 32, 128, 128),
+    (9, 256, 48, 192, 192),
+    (10, 384, 48, 192, 192),
+    (11, 384, 64, 256, 256),
+    (12, 512, 64, 256, 256),
+)
 #: SqueezeNet 1.1 taps (LPIPS slices [0:2], [2:5], [5:8], [8:10], [10:11], [11:12], [12:13]): the Fire
 #: modules of each slice after the first, and whether a ceil-mode 3×3/2 max-pool starts it.
-_SQUEEZE_SLICES = (((3, 4), True), ((6, 7), True), ((9,), True), ((10,), False), ((11,), False),
-                   ((12,), False))
+_SQUEEZE_SLICES = (
+    ((3, 4), True),
+    ((6, 7), True),
+    ((9,), True),
+    ((10,), False),
+    ((11,), False),
+    ((12,), False),
+)
 
 
 def _vgg16_layout() -> dict[str, tuple[int, ...]]:
@@ -170,7 +191,9 @@ class Backbone:
     def template(self) -> dict:
         """A parameter pytree of the right shapes (zero-cost read-only zeros), for checking converted files."""
         zeros = lambda shape: np.broadcast_to(np.float32(0), shape)  # noqa: E731
-        return {name: {"kernel": zeros(shape), "bias": zeros(shape[-1:])} for name, shape in self.layout.items()}
+        return {
+            name: {"kernel": zeros(shape), "bias": zeros(shape[-1:])} for name, shape in self.layout.items()
+        }
 
     @property
     def filename(self) -> str:
@@ -178,16 +201,31 @@ class Backbone:
 
 
 BACKBONES = {
-    "Deeploss-VGG": Backbone("vgg16", "Deeploss-VGG", "--vgg16", ("vgg16-397923af.pth",), _vgg16_layout(),
-                             (64, 128, 256, 512, 512), vgg16_features, min_size=16),
-    "Deeploss-Squeeze": Backbone("squeezenet1_1", "Deeploss-Squeeze", "--squeezenet",
-                                 ("squeezenet1_1-b8a52dc0.pth", "squeezenet1_1-f364aa15.pth"),
-                                 _squeezenet_layout(), (64, 128, 256, 384, 384, 512, 512),
-                                 squeezenet1_1_features, min_size=17),
+    "Deeploss-VGG": Backbone(
+        "vgg16",
+        "Deeploss-VGG",
+        "--vgg16",
+        ("vgg16-397923af.pth",),
+        _vgg16_layout(),
+        (64, 128, 256, 512, 512),
+        vgg16_features,
+        min_size=16,
+    ),
+    "Deeploss-Squeeze": Backbone(
+        "squeezenet1_1",
+        "Deeploss-Squeeze",
+        "--squeezenet",
+        ("squeezenet1_1-b8a52dc0.pth", "squeezenet1_1-f364aa15.pth"),
+        _squeezenet_layout(),
+        (64, 128, 256, 384, 384, 512, 512),
+        squeezenet1_1_features,
+        min_size=17,
+    ),
 }
 
 
 # -- the distance --------------------------------------------------------------------------------------
+
 
 def init_params(metric: str, colorspace: str = "rgb") -> dict:
     """Untuned heads: every weight 1, i.e. the plain sum over channels (LPIPS's untuned baseline).
@@ -212,8 +250,16 @@ def _scaled_rgb(x: jnp.ndarray) -> jnp.ndarray:
     return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / jnp.asarray(LPIPS_SCALE, x.dtype)
 
 
-def layer_maps(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict,
-               tuning: bool = False, key=None) -> list[jnp.ndarray]:
+def layer_maps(
+    params: dict,
+    x: jnp.ndarray,
+    y: jnp.ndarray,
+    *,
+    metric: str,
+    backbone: dict,
+    tuning: bool = False,
+    key=None,
+) -> list[jnp.ndarray]:
     """m_l of every tap, (N, h_l, w_l) each; x and y NHWC with 1 or 3 channels. ``tuning``: dropout on the
     heads' inputs, drawn from ``key``."""
     # Two backbone calls rather than one on the concatenated batch: when only x is differentiated (a
@@ -231,8 +277,16 @@ def layer_maps(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, bac
     return maps
 
 
-def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict, tuning: bool = False,
-             key=None) -> jnp.ndarray:
+def distance(
+    params: dict,
+    x: jnp.ndarray,
+    y: jnp.ndarray,
+    *,
+    metric: str,
+    backbone: dict,
+    tuning: bool = False,
+    key=None,
+) -> jnp.ndarray:
     """D of each image pair, (N,)."""
     maps = layer_maps(params, x, y, metric=metric, backbone=backbone, tuning=tuning, key=key)
     return sum(jnp.mean(m, axis=(1, 2)) for m in maps)

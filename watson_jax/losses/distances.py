@@ -68,12 +68,16 @@ def _masking_derivatives(p: dict, log_ratio, terms: dict, *, root, pooled, scale
     (∂D/∂change), ``ref`` (∂D/∂ref through the contrast masking), per coefficient, and ``tangent``, the
     contributions of the parameters' and the luminance ratio's tangents, (N, C) each. ``root``: S^(1/β),
     ``pooled``: S (:func:`_minkowski`)."""
-    g_ratio = (_per_channel(root / pooled) * scale * jnp.exp((p["beta"] - 1) * terms["log_err"])
-               * jnp.sign(terms["ratio"]))                      # F·a·β·e^{(β−1)L}·sign(r), as β·F = S^(1/β−1)
+    g_ratio = (
+        _per_channel(root / pooled)
+        * scale
+        * jnp.exp((p["beta"] - 1) * terms["log_err"])
+        * jnp.sign(terms["ratio"])
+    )  # F·a·β·e^{(β−1)L}·sign(r), as β·F = S^(1/β−1)
     g_change = g_ratio / terms["s"]
     g_s = -g_change * terms["ratio"]
     slope_t_l = smoothmax_slope(terms["t_l"], terms["contrast"])
-    g_contrast = g_s * (1 - slope_t_l) * terms["contrast"]     # ∂D/∂m · m
+    g_contrast = g_s * (1 - slope_t_l) * terms["contrast"]  # ∂D/∂m · m
     g_log_t_l = g_s * slope_t_l * terms["t_l"] + g_contrast * (1 - terms["w"])
     tangent = []
     if _given(t_log_ratio):
@@ -84,11 +88,14 @@ def _masking_derivatives(p: dict, log_ratio, terms: dict, *, root, pooled, scale
         tangent.append(_pool(g_log_t_l * log_ratio * t_p["alpha"]))
     if _given(t_p["w_tild"]):
         w = terms["w"]
-        tangent.append(_pool(g_contrast * (terms["log_ref"] - terms["log_t_l"]) * w * (1 - w) * t_p["w_tild"]))
+        tangent.append(
+            _pool(g_contrast * (terms["log_ref"] - terms["log_t_l"]) * w * (1 - w) * t_p["w_tild"])
+        )
     if _given(t_p["beta"]):
         b = p["beta"][:, 0, 0]
-        d_beta = -root * jnp.log(pooled) / b ** 2 + root / pooled / b * _pool(
-            scale * terms["d"] * terms["log_err"])
+        d_beta = -root * jnp.log(pooled) / b**2 + root / pooled / b * _pool(
+            scale * terms["d"] * terms["log_err"]
+        )
         tangent.append(d_beta * t_p["beta"][:, 0, 0])
     g_ref = g_contrast * terms["w"] * jnp.sign(terms["ref"]) / (jnp.abs(terms["ref"]) + EPS)
     return {"change": g_change, "ref": g_ref, "tangent": tangent}
@@ -99,6 +106,7 @@ def _total(value, contributions: list) -> jnp.ndarray:
 
 
 # -- Watson-DCT ---------------------------------------------------------------------------------------------
+
 
 def _dct_terms(p: dict, ref, change, log_ratio) -> dict:
     return {**masking(p, ref, change, log_ratio), "ref": ref}
@@ -122,8 +130,9 @@ def _dct_distances_jvp(primals, tangents):
     t_p, t_ref, t_change, t_log_ratio = tangents
     terms = _dct_terms(p, ref, change, log_ratio)
     value, pooled = _minkowski(terms, p, 1.0)
-    g = _masking_derivatives(p, log_ratio, terms, root=value, pooled=pooled, scale=1.0, t_p=t_p,
-                             t_log_ratio=t_log_ratio)
+    g = _masking_derivatives(
+        p, log_ratio, terms, root=value, pooled=pooled, scale=1.0, t_p=t_p, t_log_ratio=t_log_ratio
+    )
     out = g["tangent"]
     if _given(t_change):
         out.append(_pool(g["change"] * t_change))
@@ -137,14 +146,19 @@ dct_distances.defjvp(_dct_distances_jvp, symbolic_zeros=True)
 
 # -- Watson-DFT ---------------------------------------------------------------------------------------------
 
+
 def dft_terms(p: dict, target, inp, log_ratio) -> dict:
     """Everything per coefficient that Watson-DFT's distance and its derivative use: :func:`.masking.masking`
     of the amplitudes (with ``ref`` = A0), :func:`.masking.amplitudes` and :func:`.phase.phase_parts` (as
     ``phase``), each (N, B, C, U, V). ``p``: the stacked channel parameters (t_tild, alpha, w_tild, beta)."""
     amp = amplitudes(target, inp)
     same = (inp[0] == target[0]) & (inp[1] == target[1])
-    return {**amp, **masking(p, amp["amp0"], amp["change"], log_ratio), "ref": amp["amp0"],
-            "phase": phase_parts(target, inp, same)}
+    return {
+        **amp,
+        **masking(p, amp["amp0"], amp["change"], log_ratio),
+        "ref": amp["amp0"],
+        "phase": phase_parts(target, inp, same),
+    }
 
 
 def _dft_distances(terms: dict, p: dict, w_phase, amp_scale, phase_scale):
@@ -172,12 +186,22 @@ def _dft_distances_jvp(primals, tangents):
     p, w_phase, target, inp, log_ratio, amp_scale, phase_scale = primals
     t_p, t_w_phase, t_target, t_inp, t_log_ratio, *t_scales = tangents
     if any(_given(t) for t in t_scales):
-        raise ValueError("dft_distances: the dropout scales are constants (0 or 2); their derivative is not "
-                         "defined here. Differentiate with respect to the images and parameters only.")
+        raise ValueError(
+            "dft_distances: the dropout scales are constants (0 or 2); their derivative is not "
+            "defined here. Differentiate with respect to the images and parameters only."
+        )
     terms = dft_terms(p, target, inp, log_ratio)
     value, amplitude, pooled = _dft_distances(terms, p, w_phase, amp_scale, phase_scale)
-    g = _masking_derivatives(p, log_ratio, terms, root=amplitude, pooled=pooled, scale=amp_scale, t_p=t_p,
-                             t_log_ratio=t_log_ratio)
+    g = _masking_derivatives(
+        p,
+        log_ratio,
+        terms,
+        root=amplitude,
+        pooled=pooled,
+        scale=amp_scale,
+        t_p=t_p,
+        t_log_ratio=t_log_ratio,
+    )
     phase = terms["phase"]
     g_theta = w_phase * phase_scale * phase["slope"]
     out = g["tangent"]

@@ -47,7 +47,7 @@ def masking(p: dict, ref: jnp.ndarray, change: jnp.ndarray, log_ratio: jnp.ndarr
     ``t_l``, ``contrast`` ((|ref| + ε)^w t_L^(1−w)), ``w``, ``log_ref`` (log(|ref| + ε)), ``s``,
     ``ratio`` (change/s), ``log_err`` (log(|ratio| + ε)) and ``d``. ``log_ratio`` is
     :func:`log_luminance_ratio` of the target's DC."""
-    log_t_l = p["t_tild"] + p["alpha"] * log_ratio        # log t_L = log T + α log(DC / L̄)
+    log_t_l = p["t_tild"] + p["alpha"] * log_ratio  # log t_L = log T + α log(DC / L̄)
     w = jax.nn.sigmoid(p["w_tild"])
     log_ref = jnp.log(abs_(ref) + EPS)
     # Powers of positive numbers written as exp(b·log a): the same values to a few ulp, and XLA's CPU
@@ -59,8 +59,17 @@ def masking(p: dict, ref: jnp.ndarray, change: jnp.ndarray, log_ratio: jnp.ndarr
     s = smoothmax(t_l, contrast)
     ratio = change / s
     log_err = jnp.log(abs_(ratio) + EPS)
-    return {"log_t_l": log_t_l, "t_l": t_l, "contrast": contrast, "w": w, "log_ref": log_ref, "s": s,
-            "ratio": ratio, "log_err": log_err, "d": jnp.exp(p["beta"] * log_err)}
+    return {
+        "log_t_l": log_t_l,
+        "t_l": t_l,
+        "contrast": contrast,
+        "w": w,
+        "log_ref": log_ref,
+        "s": s,
+        "ratio": ratio,
+        "log_err": log_err,
+        "d": jnp.exp(p["beta"] * log_err),
+    }
 
 
 def amplitude(re: jnp.ndarray, im: jnp.ndarray) -> jnp.ndarray:
@@ -82,4 +91,9 @@ def amplitudes(target, inp) -> dict:
     total = amp0 + amp1
     change = ((re1 - re0) * (z0x + z1x) + (im1 - im0) * (z0y + z1y)) / jnp.where(total > 0, total, 1)
     inv0, inv1 = reciprocal_or_zero(amp0), reciprocal_or_zero(amp1)
-    return {"amp0": amp0, "change": change, "unit0": (z0x * inv0, z0y * inv0), "unit1": (z1x * inv1, z1y * inv1)}
+    return {
+        "amp0": amp0,
+        "change": change,
+        "unit0": (z0x * inv0, z0y * inv0),
+        "unit1": (z1x * inv1, z1y * inv1),
+    }

@@ -20,7 +20,7 @@ from .masking import EPS
 ACOS_SHRINK = 1 - 1e-7
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _asin_coefficients(dtype_name: str) -> tuple[float, ...]:
     """Coefficients of Q, in increasing powers of t, with asin(z) ≈ z + z·t·Q(t), t = z², for 0 ≤ z ≤ 1/2.
 
@@ -33,17 +33,17 @@ def _asin_coefficients(dtype_name: str) -> tuple[float, ...]:
     poly = np.polynomial
     n = np.arange(1, 61)
     series = np.cumprod((2 * n - 1) / (2 * n)) / (2 * n + 1)
-    t = 0.125 * (1 - np.cos(np.pi * (np.arange(400) + 0.5) / 400))         # Chebyshev points in [0, 1/4]
+    t = 0.125 * (1 - np.cos(np.pi * (np.arange(400) + 0.5) / 400))  # Chebyshev points in [0, 1/4]
     q_values = poly.polynomial.polyval(t, series)
     grid = np.linspace(0, 0.5, 100001)[1:]
     tolerance = max(float(jnp.finfo(dtype_name).eps) / 4, 4 * np.finfo(np.float64).eps)
     for degree in range(2, 20):
         fit = poly.chebyshev.Chebyshev.fit(t, q_values, degree, domain=[0, 0.25])
         q = fit.convert(kind=poly.Polynomial, domain=[0, 0.25], window=[0, 0.25]).coef
-        approx = grid + grid ** 3 * poly.polynomial.polyval(grid ** 2, q)
+        approx = grid + grid**3 * poly.polynomial.polyval(grid**2, q)
         if np.max(np.abs(approx / np.arcsin(grid) - 1)) < tolerance:
             return tuple(float(c) for c in q)
-    raise AssertionError("no polynomial fit for asin")   # pragma: no cover
+    raise AssertionError("no polynomial fit for asin")  # pragma: no cover
 
 
 def _asin_small(z: jnp.ndarray) -> jnp.ndarray:
@@ -114,7 +114,9 @@ def phase_parts(target, inp, same) -> dict:
     k = jnp.asarray(ACOS_SHRINK, re0.dtype)
     b = (1 - k) + k * one_minus_abs_cos
     angle = acos_one_minus(b)
-    return {"angle": jnp.where(cos >= 0, angle, np.pi - angle),
-            "slope": k * sin * acos_one_minus_slope(b),
-            "d_phi0": (-e0y * inv0, e0x * inv0), "d_phi1": (-e1y * inv1, e1x * inv1)}
-
+    return {
+        "angle": jnp.where(cos >= 0, angle, np.pi - angle),
+        "slope": k * sin * acos_one_minus_slope(b),
+        "d_phi0": (-e0y * inv0, e0x * inv0),
+        "d_phi1": (-e1y * inv1, e1x * inv1),
+    }

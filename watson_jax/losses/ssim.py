@@ -18,8 +18,8 @@ import numpy as np
 
 WINDOW = 11
 SIGMA = 1.5
-C1 = 0.01 ** 2
-C2 = 0.03 ** 2
+C1 = 0.01**2
+C2 = 0.03**2
 
 
 def init_params() -> dict:
@@ -27,7 +27,7 @@ def init_params() -> dict:
     return {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gaussian_window() -> np.ndarray:
     """The reference's 11×11 float32 window: g[i] ∝ exp(−(i−5)²/(2σ²)) rounded to float32, divided by its
     float32 sum, outer product in float32. It sums to 1 − 6.9e-8, and SSIM is sensitive to that sum, so it
@@ -36,14 +36,14 @@ def gaussian_window() -> np.ndarray:
     return np.outer(g, g).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gaussian_taps() -> np.ndarray:
     """The float32 1-D window g (normalised by its float32 sum); the 2-D window is fl(g gᵀ)."""
-    g = np.array([math.exp(-(i - WINDOW // 2) ** 2 / (2 * SIGMA ** 2)) for i in range(WINDOW)], np.float32)
+    g = np.array([math.exp(-((i - WINDOW // 2) ** 2) / (2 * SIGMA**2)) for i in range(WINDOW)], np.float32)
     return g / np.float32(g.astype(np.float64).sum())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _banded(n: int) -> np.ndarray:
     """(n, n) matrix B with B[i, k] = g[k − i + 5]: zero-padded 'same' filtering of a length-n axis."""
     offsets = np.arange(n)[None, :] - np.arange(n)[:, None] + WINDOW // 2
@@ -54,13 +54,19 @@ def _banded(n: int) -> np.ndarray:
 def _filter_2d(maps: jnp.ndarray) -> jnp.ndarray:
     """Depthwise 'same' convolution with the 2-D float32 window, zero padding 5 (exact reference window)."""
     channels = maps.shape[-1]
-    kernel = jnp.broadcast_to(jnp.asarray(gaussian_window(), maps.dtype)[:, :, None, None],
-                              (WINDOW, WINDOW, 1, channels))
+    kernel = jnp.broadcast_to(
+        jnp.asarray(gaussian_window(), maps.dtype)[:, :, None, None], (WINDOW, WINDOW, 1, channels)
+    )
     pad = WINDOW // 2
     return jax.lax.conv_general_dilated(
-        maps, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
-        precision=jax.lax.Precision.HIGHEST)
+        maps,
+        kernel,
+        window_strides=(1, 1),
+        padding=((pad, pad), (pad, pad)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=channels,
+        precision=jax.lax.Precision.HIGHEST,
+    )
 
 
 def _filter_separable(maps: jnp.ndarray) -> jnp.ndarray:
@@ -85,11 +91,13 @@ def ssim_map(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     """The SSIM map of two NHWC batches, same shape as the inputs."""
     c = x.shape[-1]
     stats = _filter(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1))
-    mu_x, mu_y, xx, yy, xy = (stats[..., i * c:(i + 1) * c] for i in range(5))
+    mu_x, mu_y, xx, yy, xy = (stats[..., i * c : (i + 1) * c] for i in range(5))
     var_x = xx - mu_x * mu_x
     var_y = yy - mu_y * mu_y
     cov = xy - mu_x * mu_y
-    return ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / ((mu_x * mu_x + mu_y * mu_y + C1) * (var_x + var_y + C2))
+    return ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / (
+        (mu_x * mu_x + mu_y * mu_y + C1) * (var_x + var_y + C2)
+    )
 
 
 def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:

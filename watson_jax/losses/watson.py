@@ -42,16 +42,18 @@ YCBCR_CHANNELS = ("ly", "lcb", "lcr")
 REAL_BINS = ((0, 0), (0, 4), (4, 0), (4, 4))
 
 #: Watson (1993) luminance thresholds, rows u (vertical frequency), columns v.
-WATSON_TABLE = np.array([
-    [1.40, 1.01, 1.16, 1.66, 2.40, 3.43, 4.79, 6.56],
-    [1.01, 1.45, 1.32, 1.52, 2.00, 2.71, 3.67, 4.93],
-    [1.16, 1.32, 2.24, 2.59, 2.98, 3.64, 4.60, 5.88],
-    [1.66, 1.52, 2.59, 3.77, 4.55, 5.30, 6.28, 7.60],
-    [2.40, 2.00, 2.98, 4.55, 6.15, 7.46, 8.71, 10.17],
-    [3.43, 2.71, 3.64, 5.30, 7.46, 9.62, 11.58, 13.51],
-    [4.79, 3.67, 4.60, 6.28, 8.71, 11.58, 14.50, 17.29],
-    [6.56, 4.93, 5.88, 7.60, 10.17, 13.51, 17.29, 21.15],
-])
+WATSON_TABLE = np.array(
+    [
+        [1.40, 1.01, 1.16, 1.66, 2.40, 3.43, 4.79, 6.56],
+        [1.01, 1.45, 1.32, 1.52, 2.00, 2.71, 3.67, 4.93],
+        [1.16, 1.32, 2.24, 2.59, 2.98, 3.64, 4.60, 5.88],
+        [1.66, 1.52, 2.59, 3.77, 4.55, 5.30, 6.28, 7.60],
+        [2.40, 2.00, 2.98, 4.55, 6.15, 7.46, 8.71, 10.17],
+        [3.43, 2.71, 3.64, 5.30, 7.46, 9.62, 11.58, 13.51],
+        [4.79, 3.67, 4.60, 6.28, 8.71, 11.58, 14.50, 17.29],
+        [6.56, 4.93, 5.88, 7.60, 10.17, 13.51, 17.29, 21.15],
+    ]
+)
 
 TRANSFORMS = ("dct", "dft")
 
@@ -64,11 +66,20 @@ def init_channel_params(transform: str) -> dict:
     """Initial (untuned) parameters of one channel, float32 (SPEC §4–5 tables)."""
     f32 = lambda v: np.asarray(v, np.float32)  # noqa: E731
     if transform == "dct":
-        return {"t_tild": f32(np.log(WATSON_TABLE)), "alpha": f32(0.649), "w_tild": f32(_logit(0.7)),
-                "beta": f32(4.0)}
+        return {
+            "t_tild": f32(np.log(WATSON_TABLE)),
+            "alpha": f32(0.649),
+            "w_tild": f32(_logit(0.7)),
+            "beta": f32(4.0),
+        }
     if transform == "dft":
-        return {"t_tild": f32(np.zeros((8, 5))), "alpha": f32(0.1), "w_tild": f32(_logit(0.2)),
-                "beta": f32(1.0), "w_phase_tild": f32(np.full((8, 5), -2.0))}
+        return {
+            "t_tild": f32(np.zeros((8, 5))),
+            "alpha": f32(0.1),
+            "w_tild": f32(_logit(0.2)),
+            "beta": f32(1.0),
+            "w_phase_tild": f32(np.full((8, 5), -2.0)),
+        }
     raise ValueError(f"unknown transform {transform!r}; expected one of {TRANSFORMS}")
 
 
@@ -83,6 +94,7 @@ def init_params(transform: str, colorspace: str) -> dict:
 
 # -- the terms of all channels at once ---------------------------------------------------------------------
 
+
 def channel_params(params: dict) -> dict:
     """The per-channel parameters stacked along a channel axis and shaped to broadcast against coefficients
     (N, B, C, U, V): tables (C, U, V), scalars (C, 1, 1); plus ``weight``, the channel weights
@@ -92,8 +104,9 @@ def channel_params(params: dict) -> dict:
     for name in per_channel[0]:
         value = jnp.stack([jnp.asarray(p[name]) for p in per_channel])
         stacked[name] = value.reshape(-1, 1, 1) if value.ndim == 1 else value
-    stacked["weight"] = (jax.nn.softmax(params["w_tild"]) if "ly" in params
-                         else jnp.ones((1,), stacked["alpha"].dtype))
+    stacked["weight"] = (
+        jax.nn.softmax(params["w_tild"]) if "ly" in params else jnp.ones((1,), stacked["alpha"].dtype)
+    )
     return stacked
 
 
@@ -126,8 +139,12 @@ def _dct_arguments(p: dict, x, y, *, luminance: str, shift=None) -> tuple:
     given). The DCT is linear, so the change of each coefficient is the DCT of x − y, computed directly:
     exactly 0 where the images agree, and accurate where they barely differ."""
     mix, offset = _planes(x.shape[-1])
-    target, change = blocks.block_dcts([y, x - y], mix, offsets=(offset, None),   # no offset in a difference
-                                       shift=shift)
+    target, change = blocks.block_dcts(
+        [y, x - y],
+        mix,
+        offsets=(offset, None),  # no offset in a difference
+        shift=shift,
+    )
     return _amplitude_params(p), target, change, log_luminance_ratio(target[..., 0, 0], luminance)
 
 
@@ -149,12 +166,27 @@ def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=N
         scales = dropout_scale(amp_key, shape, dtype), dropout_scale(phase_key, shape, dtype)
     else:
         scales = jnp.ones((), dtype), jnp.ones((), dtype)
-    return (_amplitude_params(p), phase_weights(p["w_phase_tild"], tuning), target, inp,
-            log_luminance_ratio(dc, luminance), *scales)
+    return (
+        _amplitude_params(p),
+        phase_weights(p["w_phase_tild"], tuning),
+        target,
+        inp,
+        log_luminance_ratio(dc, luminance),
+        *scales,
+    )
 
 
-def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, luminance: str = "image",
-             tuning: bool = False, key=None, shift=None) -> jnp.ndarray:
+def distance(
+    params: dict,
+    x: jnp.ndarray,
+    y: jnp.ndarray,
+    *,
+    transform: str,
+    luminance: str = "image",
+    tuning: bool = False,
+    key=None,
+    shift=None,
+) -> jnp.ndarray:
     """Watson distance of each image pair, (N,): per channel the Minkowski pool of the per-coefficient
     terms (plus the phase terms for the DFT), channels weighted by softmax(w_tild).
 
@@ -172,14 +204,16 @@ def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, lu
     p = channel_params(params)
     if transform == "dft":
         per_channel = distances.dft_distances(
-            *_dft_arguments(p, x, y, luminance=luminance, tuning=tuning, key=key, shift=shift))
+            *_dft_arguments(p, x, y, luminance=luminance, tuning=tuning, key=key, shift=shift)
+        )
     else:
         per_channel = distances.dct_distances(*_dct_arguments(p, x, y, luminance=luminance, shift=shift))
     return jnp.sum(per_channel * p["weight"], axis=1)
 
 
-def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str,
-                 luminance: str = "image") -> jnp.ndarray:
+def distance_map(
+    params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, luminance: str = "image"
+) -> jnp.ndarray:
     """Where the images differ, (N, H, W), summing over each image to its distance (evaluation mode).
 
     Per channel, the pooled term (Σ_b e_b)^(1/β), with e_b = Σ_{u,v} (d + ε) of block b, is shared out
@@ -193,12 +227,13 @@ def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str
         d, phase = terms["d"], w_phase * terms["phase"]["angle"]
     else:
         d, phase = masking(*_dct_arguments(p, x, y, luminance=luminance))["d"], None
-    per_block = jnp.sum(d + EPS, axis=(3, 4))                                   # (N, B, C)
+    per_block = jnp.sum(d + EPS, axis=(3, 4))  # (N, B, C)
     total = jnp.sum(per_block, axis=1, keepdims=True)
     shares = per_block / total * total ** (1 / p["beta"][:, 0, 0])
     if phase is not None:
         shares = shares + jnp.sum(phase, axis=(3, 4))
-    block_map = jnp.sum(shares * p["weight"], axis=2)                            # (N, B)
-    per_pixel = jnp.broadcast_to(block_map[..., None, None] / blocks.BLOCK ** 2,
-                                 (*block_map.shape, blocks.BLOCK, blocks.BLOCK))
+    block_map = jnp.sum(shares * p["weight"], axis=2)  # (N, B)
+    per_pixel = jnp.broadcast_to(
+        block_map[..., None, None] / blocks.BLOCK**2, (*block_map.shape, blocks.BLOCK, blocks.BLOCK)
+    )
     return blocks.from_blocks(per_pixel, x.shape[1], x.shape[2])

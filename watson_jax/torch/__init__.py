@@ -17,8 +17,10 @@ Only this subpackage imports torch.
 try:
     import torch as _torch  # noqa: F401
 except ImportError as _err:  # pragma: no cover - depends on the environment
-    raise ImportError("watson_jax.torch needs PyTorch: pip install torch (or the project's 'torch' extra); "
-                      "the JAX losses in watson_jax do not.") from _err
+    raise ImportError(
+        "watson_jax.torch needs PyTorch: pip install torch (or the project's 'torch' extra); "
+        "the JAX losses in watson_jax do not."
+    ) from _err
 
 from .adaptive import Adaptive
 from .base import Loss
@@ -29,5 +31,16 @@ from .provider import LossProvider
 from .ssim import SSIM
 from .watson import Watson, WatsonChannel
 
-__all__ = ["LossProvider", "Loss", "JaxLoss", "from_jax", "L1", "L2", "SSIM", "Watson", "WatsonChannel",
-           "Adaptive", "Deeploss"]
+__all__ = [
+    "LossProvider",
+    "Loss",
+    "JaxLoss",
+    "from_jax",
+    "L1",
+    "L2",
+    "SSIM",
+    "Watson",
+    "WatsonChannel",
+    "Adaptive",
+    "Deeploss",
+]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from typing import Optional
 
 import numpy as np
 import torch
@@ -41,8 +40,16 @@ from torch import nn
 
 from .. import partition
 from ..errors import InputError
-from ..losses.adaptive import (ALPHA_HI, ALPHA_LO, EPS, SCALE_LO, YUV_MATRIX, YUV_SCALE, init_params,
-                               normalise_image_size)
+from ..losses.adaptive import (
+    ALPHA_HI,
+    ALPHA_LO,
+    EPS,
+    SCALE_LO,
+    YUV_MATRIX,
+    YUV_SCALE,
+    init_params,
+    normalise_image_size,
+)
 from ..provider import LossConfig
 from .base import Loss
 
@@ -53,6 +60,7 @@ PARAMETER_NAMES = ("latent_alpha", "latent_scale")
 
 # -- the mathematics --------------------------------------------------------------------------------
 
+
 def dct_matrix(n: int) -> torch.Tensor:
     """Orthonormal DCT-II matrix of length n, float64: D[k, i] = √(2/n)·c_k·cos(π(2i + 1)k/(2n)), c_0 = 1/√2."""
     i = torch.arange(n, dtype=torch.float64)
@@ -62,21 +70,25 @@ def dct_matrix(n: int) -> torch.Tensor:
     return math.sqrt(2 / n) * c * torch.cos(math.pi * (2 * i[None, :] + 1) * k / (2 * n))
 
 
-def representation(d: torch.Tensor, k: torch.Tensor, dct_h: torch.Tensor, dct_c: torch.Tensor) -> torch.Tensor:
+def representation(
+    d: torch.Tensor, k: torch.Tensor, dct_h: torch.Tensor, dct_c: torch.Tensor
+) -> torch.Tensor:
     """Steps 1–2: (N, 3, H, W) differences → (N, 3, H, W) coefficients, all in d's dtype.
 
     ``k`` is the 3×3 colour matrix K (rows are input components), ``dct_h`` and ``dct_c`` the DCT matrices
     along H and along C.
     """
     n, c, h, w = d.shape
-    rows = d.reshape(n, -1, 3)   # 3 consecutive values of the NCHW memory order
+    rows = d.reshape(n, -1, 3)  # 3 consecutive values of the NCHW memory order
     yuv = (rows[..., 0:1] * k[0] + rows[..., 1:2] * k[1] + rows[..., 2:3] * k[2]) * YUV_SCALE
     yuv = yuv.reshape(n, c, h, w)
     along_h = torch.einsum("kh,nchw->nckw", dct_h, yuv)
     return torch.einsum("kc,nchw->nkhw", dct_c, along_h)
 
 
-def alpha_and_scale(latent_alpha: torch.Tensor, latent_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def alpha_and_scale(
+    latent_alpha: torch.Tensor, latent_scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 3: the bounded per-dimension shape α ∈ (0.001, 1.999) and scale > 1e-5 from the latents."""
     alpha = torch.sigmoid(latent_alpha) * (ALPHA_HI - ALPHA_LO) + ALPHA_LO
     scale = (1 - SCALE_LO) * F.softplus(latent_scale + math.log(math.e - 1)) + SCALE_LO
@@ -95,7 +107,7 @@ def rho(v: torch.Tensor, alpha: torch.Tensor, scale: torch.Tensor) -> torch.Tens
 def spline_coordinate(alpha: torch.Tensor) -> torch.Tensor:
     """xs(α) = (2.25α − 4.5)/(|α − 2| + 0.25) + α + 2 for α < 4, else 5/18·log(4α − 15) + 8."""
     low = (2.25 * alpha - 4.5) / (torch.abs(alpha - 2) + 0.25) + alpha + 2
-    high = 5 / 18 * torch.log(torch.clamp(4 * alpha - 15, min=1)) + 8   # clamp: keep the unused branch finite
+    high = 5 / 18 * torch.log(torch.clamp(4 * alpha - 15, min=1)) + 8  # clamp: keep the unused branch finite
     return torch.where(alpha < 4, low, high)
 
 
@@ -108,14 +120,15 @@ def log_partition(alpha: torch.Tensor, values: torch.Tensor, tangents: torch.Ten
     xs = spline_coordinate(alpha) * partition.X_SCALE
     i = torch.floor(torch.clamp(xs, 0, values.shape[0] - 2)).long()
     t = xs - i
-    h01 = -2 * t ** 3 + 3 * t ** 2
+    h01 = -2 * t**3 + 3 * t**2
     h00 = 1 - h01
-    h11 = t ** 3 - t ** 2
-    h10 = h11 - t ** 2 + t
+    h11 = t**3 - t**2
+    h10 = h11 - t**2 + t
     return values[i] * h00 + values[i + 1] * h01 + tangents[i] * h10 + tangents[i + 1] * h11
 
 
 # -- the loss ---------------------------------------------------------------------------------------
+
 
 class Adaptive(Loss):
     """The Adaptive loss as a module, for images of one size (C, H, W) (default 3×64×64, the pretrained size).
@@ -134,8 +147,13 @@ class Adaptive(Loss):
     module would round them too).
     """
 
-    def __init__(self, config: LossConfig, image_size=None, params: Optional[dict] = None,
-                 table: Optional[dict] = None):
+    def __init__(
+        self,
+        config: LossConfig,
+        image_size=None,
+        params: dict | None = None,
+        table: dict | None = None,
+    ):
         super().__init__(config)
         self.image_size = normalise_image_size(image_size)
         if params is None:
@@ -145,13 +163,19 @@ class Adaptive(Loss):
         for name in PARAMETER_NAMES:
             self.register_parameter(name, nn.Parameter(torch.tensor(np.asarray(params[name], np.float32))))
         c, h, _ = self.image_size
-        self.register_buffer("yuv_matrix", torch.from_numpy(np.array(YUV_MATRIX, np.float32)), persistent=False)
+        self.register_buffer(
+            "yuv_matrix", torch.from_numpy(np.array(YUV_MATRIX, np.float32)), persistent=False
+        )
         self.register_buffer("dct_h", dct_matrix(h), persistent=False)
         self.register_buffer("dct_c", dct_matrix(c), persistent=False)
-        self.register_buffer("spline_values", torch.tensor(np.asarray(table["values"], np.float64)),
-                             persistent=False)
-        self.register_buffer("spline_tangents", torch.tensor(np.asarray(table["tangents"], np.float64)),
-                             persistent=False)
+        self.register_buffer(
+            "spline_values", torch.tensor(np.asarray(table["values"], np.float64)), persistent=False
+        )
+        self.register_buffer(
+            "spline_tangents",
+            torch.tensor(np.asarray(table["tangents"], np.float64)),
+            persistent=False,
+        )
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, image_size={self.image_size}"
@@ -168,7 +192,8 @@ class Adaptive(Loss):
             raise InputError(
                 f"this Adaptive loss was built for image_size with 3·H·W = {size} values, but the images are "
                 f"{h}×{w}; build it with image_size=(3, {h}, {w}) (pretrained=False: the shipped weights exist "
-                f"for 3×64×64 only).")
+                f"for 3×64×64 only)."
+            )
         dtype = x.dtype
         v = representation(x - y, self.yuv_matrix.to(dtype), self.dct_h.to(dtype), self.dct_c.to(dtype))
         alpha, scale = alpha_and_scale(self.latent_alpha.to(dtype), self.latent_scale.to(dtype))
@@ -187,11 +212,12 @@ class Adaptive(Loss):
         own = OrderedDict()
         super()._save_to_state_dict(own, prefix, keep_vars)
         for key, value in own.items():
-            name = key[len(prefix):]
+            name = key[len(prefix) :]
             destination[prefix + REFERENCE_PREFIX + name if name in PARAMETER_NAMES else key] = value
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         """Read the parameters from the reference's key names (the inverse of :meth:`_save_to_state_dict`).
 
         The internal names (``latent_alpha`` without the reference prefix) are not the file layout: in a
@@ -207,8 +233,9 @@ class Adaptive(Loss):
                 continue
             renamed[internal.get(key, key)] = value
         first_missing = len(missing_keys)
-        super()._load_from_state_dict(renamed, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            renamed, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         reference = {v: k for k, v in internal.items()}
         missing_keys[first_missing:] = [reference.get(k, k) for k in missing_keys[first_missing:]]
 
@@ -216,7 +243,7 @@ class Adaptive(Loss):
         """The parameters as a watson_jax pytree of numpy arrays (e.g. for ``Loss.replace`` in JAX)."""
         return {name: getattr(self, name).detach().cpu().numpy().copy() for name in PARAMETER_NAMES}
 
-    def load_reference(self, path: str | os.PathLike) -> "Adaptive":
+    def load_reference(self, path: str | os.PathLike) -> Adaptive:
         """Load a reference weight file (``{rgb,gray}_adaptive_trial0.pth``) with
         ``load_state_dict(strict=True)``; returns ``self``.
 

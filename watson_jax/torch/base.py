@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -57,10 +55,12 @@ class Loss(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"name={c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
-                f"deterministic={c.deterministic}, luminance={c.luminance!r}, precision={c.precision!r}")
+        return (
+            f"name={c.name!r}, colorspace={c.colorspace!r}, reduction={c.reduction!r}, "
+            f"deterministic={c.deterministic}, luminance={c.luminance!r}, precision={c.precision!r}"
+        )
 
-    def _load_reference(self, path, *, constants: Optional[dict] = None, shape_note: str = "") -> "Loss":
+    def _load_reference(self, path, *, constants: dict | None = None, shape_note: str = "") -> Loss:
         """Load a reference ``.pth`` (read with ``torch.load(weights_only=True)``) with
         ``load_state_dict(strict=True)``; returns ``self``. It must have exactly this module's state-dict keys
         and shapes, its ``constants`` (key → tensor) must equal the given ones, and its parameters must be
@@ -69,35 +69,53 @@ class Loss(nn.Module):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises various types for missing, corrupt or unsafe files
-            raise WeightsError(f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err}).") from err
+            raise WeightsError(
+                f"cannot read {path} as a PyTorch state dict ({type(err).__name__}: {err})."
+            ) from err
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise WeightsError(f"{path} is not a state dict of tensors.")
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
-            raise WeightsError(f"{path} does not match {self.name} ({self.colorspace}): missing keys {missing}, "
-                               f"unexpected keys {unexpected}.")
+            raise WeightsError(
+                f"{path} does not match {self.name} ({self.colorspace}): missing keys {missing}, "
+                f"unexpected keys {unexpected}."
+            )
         constants = constants or {}
         for key, value in state.items():
             if tuple(value.shape) != tuple(own[key].shape):
-                raise WeightsError(f"{path}: '{key}' has shape {tuple(value.shape)}, expected "
-                                   f"{tuple(own[key].shape)}{shape_note}.")
+                raise WeightsError(
+                    f"{path}: '{key}' has shape {tuple(value.shape)}, expected "
+                    f"{tuple(own[key].shape)}{shape_note}."
+                )
             if key in constants:
                 if value.dtype != constants[key].dtype or not torch.equal(value, constants[key]):
-                    raise WeightsError(f"{path}: '{key}' differs from the constant the loss uses; this is not a "
-                                       f"{self.name} weight file of the reference implementation.")
+                    raise WeightsError(
+                        f"{path}: '{key}' differs from the constant the loss uses; this is not a "
+                        f"{self.name} weight file of the reference implementation."
+                    )
             elif not value.is_floating_point() or not torch.isfinite(value).all():
-                raise WeightsError(f"{path}: parameter '{key}' is not a finite float tensor (corrupt weights).")
+                raise WeightsError(
+                    f"{path}: parameter '{key}' is not a finite float tensor (corrupt weights)."
+                )
         self.load_state_dict(state, strict=True)
         return self
 
-    def _device(self) -> Optional[torch.device]:
+    def _device(self) -> torch.device | None:
         for t in (*self.parameters(), *self.buffers()):
             return t.device
         return None
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor, generator: Optional[torch.Generator] = None,
-                *, shift=None, elementwise: bool = False, spatial: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        input: torch.Tensor,
+        target: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        shift=None,
+        elementwise: bool = False,
+        spatial: bool = False,
+    ) -> torch.Tensor:
         """The distance of ``input`` to ``target``, reduced over images.
 
         Args:
@@ -120,8 +138,15 @@ class Loss(nn.Module):
         c = self.config
         metric = c.metric
         c.check_call(shift=shift, elementwise=elementwise, spatial=spatial)
-        check_images(input, target, channels=c.channels, loss_name=metric.name, blocks=metric.blocks,
-                     min_size=metric.min_size, device=self._device())
+        check_images(
+            input,
+            target,
+            channels=c.channels,
+            loss_name=metric.name,
+            blocks=metric.blocks,
+            min_size=metric.min_size,
+            device=self._device(),
+        )
         if shift is not None:
             shift = check_shift(shift)
 
@@ -142,13 +167,15 @@ class Loss(nn.Module):
             return per_image
         return per_image.sum() if c.reduction == "sum" else per_image.mean()
 
-    def distance(self, x: torch.Tensor, y: torch.Tensor, *, generator: Optional[torch.Generator] = None
-                 ) -> torch.Tensor:
+    def distance(
+        self, x: torch.Tensor, y: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """One distance per image, (N,), of NCHW tensors already checked, converted and shifted."""
         raise NotImplementedError
 
-    def elementwise_map(self, x: torch.Tensor, y: torch.Tensor, *,
-                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def elementwise_map(
+        self, x: torch.Tensor, y: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """The per-element terms whose sum over an image is its distance, NCHW, for the losses that have them
         (the registry's ``Metric.elementwise``); same inputs as :meth:`distance`."""
         raise NotImplementedError

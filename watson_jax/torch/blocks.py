@@ -8,7 +8,6 @@ a block.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 import torch
@@ -72,10 +71,10 @@ def shift(img: torch.Tensor, offset: tuple[int, int]) -> torch.Tensor:
     pad = BLOCK // 2
     sx, sy = offset
     padded = torch.nn.functional.pad(img, (pad, pad, pad, pad), mode="replicate")
-    return padded[:, :, sx:sx + h, sy:sy + w]
+    return padded[:, :, sx : sx + h, sy : sy + w]
 
 
-def random_offset(generator: Optional[torch.Generator] = None) -> tuple[int, int]:
+def random_offset(generator: torch.Generator | None = None) -> tuple[int, int]:
     """One shift offset (sx, sy), each uniform in {0..7}, for the whole batch and all channels.
 
     Drawn with ``torch.randint`` from ``generator`` (on the generator's device), or from torch's global

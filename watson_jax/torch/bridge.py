@@ -27,13 +27,16 @@ from .validation import check_images, check_shift
 def _to_jax(t: torch.Tensor) -> jax.Array:
     """A JAX view of a torch tensor (no copy for contiguous tensors on a device JAX can address)."""
     if t.dtype == torch.float64 and not jax.config.jax_enable_x64:
-        raise InputError("float64 tensors need JAX's 64-bit mode: jax.config.update('jax_enable_x64', True), "
-                         "or pass float32 tensors.")
+        raise InputError(
+            "float64 tensors need JAX's 64-bit mode: jax.config.update('jax_enable_x64', True), "
+            "or pass float32 tensors."
+        )
     try:
         return jnp.from_dlpack(t.detach().contiguous())
-    except Exception as err:   # e.g. a CUDA tensor while JAX only has the CPU
-        raise InputError(f"cannot hand a {t.dtype} tensor on {t.device} to JAX (devices: {jax.devices()}): "
-                         f"{err}") from err
+    except Exception as err:  # e.g. a CUDA tensor while JAX only has the CPU
+        raise InputError(
+            f"cannot hand a {t.dtype} tensor on {t.device} to JAX (devices: {jax.devices()}): {err}"
+        ) from err
 
 
 def _nhwc(a: jax.Array) -> jax.Array:
@@ -42,7 +45,7 @@ def _nhwc(a: jax.Array) -> jax.Array:
 
 def _call(loss: Loss, x, y, key, shift, elementwise, spatial):
     out = loss(_nhwc(x), _nhwc(y), key, shift=shift, elementwise=elementwise, spatial=spatial)
-    return jnp.transpose(out, (0, 3, 1, 2)) if elementwise else out   # maps back to NCHW
+    return jnp.transpose(out, (0, 3, 1, 2)) if elementwise else out  # maps back to NCHW
 
 
 @functools.partial(jax.jit, static_argnames=("elementwise", "spatial"))
@@ -69,7 +72,7 @@ class _LossFunction(torch.autograd.Function):
         return torch.from_dlpack(value)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable   # no second derivatives: say so instead of returning 0
+    @torch.autograd.function.once_differentiable  # no second derivatives: say so instead of returning 0
     def backward(ctx, grad_output):
         dx, dy = _backward(ctx.vjp_fn, _to_jax(grad_output))
         return torch.from_dlpack(dx), torch.from_dlpack(dy), None, None, None, None, None
@@ -94,22 +97,37 @@ class JaxLoss(torch.nn.Module):
     def extra_repr(self) -> str:
         return repr(self.loss)
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None, *,
-                shift=None, elementwise: bool = False, spatial: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        input: torch.Tensor,
+        target: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        shift=None,
+        elementwise: bool = False,
+        spatial: bool = False,
+    ) -> torch.Tensor:
         config = self.loss.config
         metric = config.metric
         config.check_call(shift=shift, elementwise=elementwise, spatial=spatial)
-        check_images(input, target, channels=config.channels, loss_name=metric.name, blocks=metric.blocks,
-                     min_size=metric.min_size)
+        check_images(
+            input,
+            target,
+            channels=config.channels,
+            loss_name=metric.name,
+            blocks=metric.blocks,
+            min_size=metric.min_size,
+        )
         if shift is not None:
             shift = jnp.asarray(check_shift(shift), jnp.int32)
         key = None
         if self.loss.needs_key(shift=shift, spatial=spatial):
-            key = jax.random.key(int(torch.randint(0, 2 ** 31 - 1, (), generator=generator)))
+            key = jax.random.key(int(torch.randint(0, 2**31 - 1, (), generator=generator)))
         if torch.is_grad_enabled() and (input.requires_grad or target.requires_grad):
             return _LossFunction.apply(input, target, self.loss, key, shift, elementwise, spatial)
-        return torch.from_dlpack(_value(self.loss, _to_jax(input), _to_jax(target), key, shift, elementwise,
-                                        spatial))
+        return torch.from_dlpack(
+            _value(self.loss, _to_jax(input), _to_jax(target), key, shift, elementwise, spatial)
+        )
 
 
 def from_jax(loss: Loss) -> JaxLoss:

@@ -35,6 +35,6 @@ class RGBToYCbCr(nn.Module):
         Three broadcast products rather than a matrix product, so the result is exact float32 on every
         device whatever the TF32 settings.
         """
-        t = self.transform.to(x.dtype).view(3, 1, 3, 1, 1)   # row i, broadcast over the output channel axis
+        t = self.transform.to(x.dtype).view(3, 1, 3, 1, 1)  # row i, broadcast over the output channel axis
         b = self.bias.to(x.dtype).view(1, 3, 1, 1)
         return x[:, 0:1] * t[0] + x[:, 1:2] * t[1] + x[:, 2:3] * t[2] + b

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Optional
 
 import numpy as np
 import torch
@@ -62,15 +61,28 @@ VGG16_SLICES = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
 #: SqueezeNet 1.1 after ``features.0`` (3×3 stride-2 convolution, no padding, + ReLU; the first tap): the
 #: Fire modules of each following slice (LPIPS's [2:5], [5:8], [8:10], [10:11], [11:12], [12:13]) and
 #: whether a 3×3/2 ceil-mode max-pool starts it.
-SQUEEZE_SLICES = (((3, 4), True), ((6, 7), True), ((9,), True), ((10,), False), ((11,), False), ((12,), False))
+SQUEEZE_SLICES = (
+    ((3, 4), True),
+    ((6, 7), True),
+    ((9,), True),
+    ((10,), False),
+    ((11,), False),
+    ((12,), False),
+)
 
 
 # -- full-float32 convolutions -----------------------------------------------------------------------------
 
+
 def _precision_handles() -> list:
     """torch's per-backend ``fp32_precision`` settings that can lower float32 convolutions (torch ≥ 2.9)."""
     handles = []
-    for backend, op in (("cudnn", "conv"), ("cuda", "matmul"), ("mkldnn", "conv"), ("mkldnn", "matmul")):
+    for backend, op in (
+        ("cudnn", "conv"),
+        ("cuda", "matmul"),
+        ("mkldnn", "conv"),
+        ("mkldnn", "matmul"),
+    ):
         handle = getattr(getattr(torch.backends, backend, None), op, None)
         if handle is not None:
             try:
@@ -88,7 +100,7 @@ def full_float32():
     where reading the legacy ``allow_tf32`` flags can raise after the new API was used), else the legacy
     ``allow_tf32`` flags."""
     handles = _precision_handles()
-    if not handles:   # pragma: no cover - torch < 2.9
+    if not handles:  # pragma: no cover - torch < 2.9
         saved_flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
         try:
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
@@ -130,13 +142,30 @@ class _FullFloat32Conv2d(torch.autograd.Function):
         s, p = ctx.stride, ctx.padding
         with full_float32():
             gx, gw, gb = torch.ops.aten.convolution_backward(
-                grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [s, s], [p, p], [1, 1], False,
-                [0, 0], 1, [need_x, need_weight, need_bias and ctx.has_bias])
+                grad,
+                x,
+                weight,
+                [weight.shape[0]] if ctx.has_bias else None,
+                [s, s],
+                [p, p],
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                [need_x, need_weight, need_bias and ctx.has_bias],
+            )
         return gx, gw, gb, None, None
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, *, stride: int = 1,
-           padding: int = 0, precision: str = "highest") -> torch.Tensor:
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    precision: str = "highest",
+) -> torch.Tensor:
     """2-D convolution of NCHW ``x`` with an OIHW ``weight``; 'highest': full float32 (see the module
     docstring), 'default': plain ``F.conv2d`` under torch's settings."""
     if precision == "highest":
@@ -145,6 +174,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
 
 
 # -- the parts of the module -------------------------------------------------------------------------------
+
 
 class FrozenConv(nn.Module):
     """One backbone convolution: non-persistent buffers ``weight`` (OIHW) and ``bias``."""
@@ -181,12 +211,16 @@ def unit_normalise(f: torch.Tensor) -> torch.Tensor:
     """f / (√(Σ_c f²) + ε) over the channels (dim 1), with a finite gradient where Σ_c f² = 0."""
     squares = (f * f).sum(dim=1, keepdim=True)
     positive = squares > 0
-    norm = torch.where(positive, torch.sqrt(torch.where(positive, squares, torch.ones_like(squares))),
-                       torch.zeros_like(squares))
+    norm = torch.where(
+        positive,
+        torch.sqrt(torch.where(positive, squares, torch.ones_like(squares))),
+        torch.zeros_like(squares),
+    )
     return f / (norm + EPS)
 
 
 # -- the loss ------------------------------------------------------------------------------------------------
+
 
 class Deeploss(Loss):
     """Deeploss-VGG or Deeploss-Squeeze (chosen by ``config.name``) as a module.
@@ -203,24 +237,35 @@ class Deeploss(Loss):
     See the module docstring for the state-dict layout and the buffers.
     """
 
-    def __init__(self, config: LossConfig, params: Optional[dict] = None, backbone: Optional[dict] = None):
+    def __init__(self, config: LossConfig, params: dict | None = None, backbone: dict | None = None):
         super().__init__(config)
         if config.name not in BACKBONES:
             raise ValueError(f"Deeploss is 'Deeploss-VGG' or 'Deeploss-Squeeze', not {config.name!r}.")
         spec = BACKBONES[config.name]
         if backbone is None:
-            raise WeightsError(f"{config.name} needs its ImageNet {spec.name} backbone (a parameter pytree of "
-                               f"HWIO kernels, e.g. the 'backbone' of watson_jax.provider.load_parameters).")
+            raise WeightsError(
+                f"{config.name} needs its ImageNet {spec.name} backbone (a parameter pytree of "
+                f"HWIO kernels, e.g. the 'backbone' of watson_jax.provider.load_parameters)."
+            )
         backbone = check_params(backbone, spec.template(), f"the {spec.name} backbone")
         if params is None:
             params = init_params(config.name, config.colorspace)
-        heads = check_params({k: np.asarray(v).reshape(-1) for k, v in params.items()},
-                             init_params(config.name, config.colorspace), f"the {config.name} heads")
+        heads = check_params(
+            {k: np.asarray(v).reshape(-1) for k, v in params.items()},
+            init_params(config.name, config.colorspace),
+            f"the {config.name} heads",
+        )
 
-        self.register_buffer("lpips_shift", torch.from_numpy(LPIPS_SHIFT.reshape(1, 3, 1, 1).copy()),
-                             persistent=False)
-        self.register_buffer("lpips_scale", torch.from_numpy(LPIPS_SCALE.reshape(1, 3, 1, 1).copy()),
-                             persistent=False)
+        self.register_buffer(
+            "lpips_shift",
+            torch.from_numpy(LPIPS_SHIFT.reshape(1, 3, 1, 1).copy()),
+            persistent=False,
+        )
+        self.register_buffer(
+            "lpips_scale",
+            torch.from_numpy(LPIPS_SCALE.reshape(1, 3, 1, 1).copy()),
+            persistent=False,
+        )
         self.features = nn.Module()
         for name, layer in backbone.items():
             parent = self
@@ -242,13 +287,24 @@ class Deeploss(Loss):
 
     def _conv(self, name: str, x: torch.Tensor, *, stride: int = 1, padding: int = 0) -> torch.Tensor:
         layer = self.get_submodule(name)
-        return conv2d(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype), stride=stride, padding=padding,
-                      precision=self.precision)
+        return conv2d(
+            x,
+            layer.weight.to(x.dtype),
+            layer.bias.to(x.dtype),
+            stride=stride,
+            padding=padding,
+            precision=self.precision,
+        )
 
     def _fire(self, name: str, x: torch.Tensor) -> torch.Tensor:
         s = F.relu(self._conv(f"{name}.squeeze", x))
-        return torch.cat([F.relu(self._conv(f"{name}.expand1x1", s)),
-                          F.relu(self._conv(f"{name}.expand3x3", s, padding=1))], dim=1)
+        return torch.cat(
+            [
+                F.relu(self._conv(f"{name}.expand1x1", s)),
+                F.relu(self._conv(f"{name}.expand3x3", s, padding=1)),
+            ],
+            dim=1,
+        )
 
     def taps(self, z: torch.Tensor) -> list[torch.Tensor]:
         """The backbone's taps of NCHW images already scaled with the LPIPS constants."""
@@ -271,8 +327,14 @@ class Deeploss(Loss):
             taps.append(z)
         return taps
 
-    def layer_maps(self, x: torch.Tensor, y: torch.Tensor, generator: Optional[torch.Generator] = None, *,
-                   training: Optional[bool] = None) -> list[torch.Tensor]:
+    def layer_maps(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        training: bool | None = None,
+    ) -> list[torch.Tensor]:
         """m_l of every tap, (N, 1, h_l, w_l) each, of NCHW images with 1 or 3 channels; in training mode
         (``training``, default the module's mode) with dropout (p = 0.5) on the heads' inputs, drawn from
         ``generator``."""
@@ -316,10 +378,12 @@ class Deeploss(Loss):
     def jax_params(self) -> dict:
         """The heads as a watson_jax pytree of numpy arrays, ``{'lin0': (C_0,), ...}`` (e.g. for
         ``Loss.replace`` in JAX)."""
-        return {f"lin{k}": getattr(self, f"lin{k}").weight.detach().cpu().numpy().reshape(-1).copy()
-                for k in range(self.num_taps)}
+        return {
+            f"lin{k}": getattr(self, f"lin{k}").weight.detach().cpu().numpy().reshape(-1).copy()
+            for k in range(self.num_taps)
+        }
 
-    def load_reference(self, path: str | os.PathLike) -> "Deeploss":
+    def load_reference(self, path: str | os.PathLike) -> Deeploss:
         """Load a reference head file (``{rgb,gray}_pnet_lin_{vgg,squeeze}_trial0.pth``) with
         ``load_state_dict(strict=True)``; returns ``self``. The backbone is not part of those files.
 

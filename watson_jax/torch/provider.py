@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from .. import registry
 from ..provider import load_parameters, make_config
 from .adaptive import Adaptive
@@ -35,10 +33,19 @@ class LossProvider:
         """The canonical names of the losses available in watson_jax.torch."""
         return [name for name in registry.available_names() if name in _BUILDERS]
 
-    def get_loss_function(self, name: str, colorspace: str = "RGB", reduction: str = "sum",
-                          deterministic: bool = False, pretrained: bool = True,
-                          image_size: Optional[tuple[int, ...]] = None, *, luminance: str = "image",
-                          precision: str = "highest", weights_dir=None) -> Loss:
+    def get_loss_function(
+        self,
+        name: str,
+        colorspace: str = "RGB",
+        reduction: str = "sum",
+        deterministic: bool = False,
+        pretrained: bool = True,
+        image_size: tuple[int, ...] | None = None,
+        *,
+        luminance: str = "image",
+        precision: str = "highest",
+        weights_dir=None,
+    ) -> Loss:
         """Build a loss as a ``torch.nn.Module`` in evaluation mode, on the CPU, float32.
 
         Args:
@@ -70,9 +77,13 @@ class LossProvider:
         """
         config = make_config(name, colorspace, reduction, deterministic, luminance, precision)
         if config.name not in _BUILDERS:
-            raise NotImplementedError(f"'{config.name}' is not implemented in watson_jax.torch yet; available: "
-                                      f"{', '.join(self.available())}.")
-        loaded = load_parameters(config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir)
+            raise NotImplementedError(
+                f"'{config.name}' is not implemented in watson_jax.torch yet; available: "
+                f"{', '.join(self.available())}."
+            )
+        loaded = load_parameters(
+            config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir
+        )
         loss = _BUILDERS[config.name](config, loaded)
         if pretrained:
             loss.requires_grad_(False)

@@ -18,8 +18,8 @@ from .base import Loss
 
 WINDOW = 11
 SIGMA = 1.5
-C1 = 0.01 ** 2
-C2 = 0.03 ** 2
+C1 = 0.01**2
+C2 = 0.03**2
 
 
 def gaussian_window() -> np.ndarray:
@@ -29,7 +29,7 @@ def gaussian_window() -> np.ndarray:
     rounded to float32) in float32; the window is the float32 outer product g gᵀ. It sums to 1 − 6.9e-8;
     SSIM is sensitive to that sum, so float64 computations widen this window and never renormalise it.
     """
-    g = np.array([math.exp(-(i - WINDOW // 2) ** 2 / (2 * SIGMA ** 2)) for i in range(WINDOW)], np.float32)
+    g = np.array([math.exp(-((i - WINDOW // 2) ** 2) / (2 * SIGMA**2)) for i in range(WINDOW)], np.float32)
     g = g / np.float32(g.astype(np.float64).sum())
     return np.outer(g, g).astype(np.float32)
 
@@ -54,8 +54,9 @@ class SSIM(Loss):
         var_x = xx - mu_x * mu_x
         var_y = yy - mu_y * mu_y
         cov = xy - mu_x * mu_y
-        return (((2 * mu_x * mu_y + C1) * (2 * cov + C2))
-                / ((mu_x * mu_x + mu_y * mu_y + C1) * (var_x + var_y + C2)))
+        return ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / (
+            (mu_x * mu_x + mu_y * mu_y + C1) * (var_x + var_y + C2)
+        )
 
     def distance(self, x, y, *, generator=None):
         return 1 - self.ssim_map(x, y).mean(dim=(1, 2, 3))

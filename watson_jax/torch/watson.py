@@ -32,7 +32,6 @@ The modules' state dicts have exactly the keys, order, shapes and dtypes of the 
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 import torch
@@ -57,6 +56,7 @@ for _u, _v in REAL_BINS:
 
 # -- parameters and state-dict layout ---------------------------------------------------------------
 
+
 def _register_channel(module: nn.Module, transform: str, params: dict) -> None:
     """Give ``module`` one channel's parameters and constants, in the reference's order:
     buffer ``blocksize`` (int64 8), parameters ``t_tild``, ``alpha``, ``w_tild``, ``beta``
@@ -79,7 +79,9 @@ def _save_blocksize_first(self, destination, prefix, keep_vars):
 
 
 def _channel_params(module: nn.Module, transform: str) -> dict:
-    return {name: getattr(module, name).detach().cpu().numpy().copy() for name in init_channel_params(transform)}
+    return {
+        name: getattr(module, name).detach().cpu().numpy().copy() for name in init_channel_params(transform)
+    }
 
 
 class WatsonChannel(nn.Module):
@@ -93,6 +95,7 @@ class WatsonChannel(nn.Module):
 
 
 # -- the mathematics of one channel -----------------------------------------------------------------
+
 
 def smoothmax(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(a eᵃ + b eᵇ) / (eᵃ + eᵇ), computed without overflow as a·σ(a − b) + b·σ(b − a)."""
@@ -127,7 +130,7 @@ def _pool(d: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     return (d + EPS).sum(dim=(1, 2, 3, 4)) ** (1 / beta.to(d.dtype))
 
 
-def _dropout(terms: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+def _dropout(terms: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Each term kept with probability 0.5 and doubled, else 0 (mask drawn from ``generator``)."""
     device = generator.device if generator is not None else terms.device
     keep = torch.rand(terms.shape, generator=generator, device=device) < 0.5
@@ -147,16 +150,30 @@ def _pair(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([y, x], dim=0)
 
 
-def dct_terms(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
-              generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, None]:
+def dct_terms(
+    p: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    luminance: str,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, None]:
     """Watson-DCT per-coefficient terms of one channel, x and y of shape (N, H, W): (d, None), d of shape
     (N, Hb, Wb, 8, 8). Training mode changes nothing."""
     ref, inp = p.dct(_pair(y, x)).chunk(2, dim=0)
     return masked_error(p, ref, inp, luminance), None
 
 
-def dft_terms(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str, training: bool = False,
-              generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def dft_terms(
+    p: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    luminance: str,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Watson-DFT per-coefficient terms of one channel, x and y of shape (N, H, W): (amplitude terms d,
     weighted phase terms), each (N, Hb, Wb, 8, 5); in training mode both with dropout, drawn from
     ``generator`` (amplitude mask first)."""
@@ -176,7 +193,9 @@ def dft_terms(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, luminance: str,
 CHANNEL_TERMS = {"dct": dct_terms, "dft": dft_terms}
 
 
-def channel_distance(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: str, **options) -> torch.Tensor:
+def channel_distance(
+    p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: str, **options
+) -> torch.Tensor:
     """Watson distance of one channel, x and y of shape (N, H, W) → (N,): the Minkowski pool of the
     per-coefficient terms, plus the phase terms for the DFT. ``options``: ``luminance``, ``training``,
     ``generator`` (see :func:`dft_terms`)."""
@@ -185,8 +204,9 @@ def channel_distance(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transfor
     return pooled if phase is None else pooled + phase.sum(dim=(1, 2, 3, 4))
 
 
-def channel_block_map(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: str,
-                      **options) -> torch.Tensor:
+def channel_block_map(
+    p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transform: str, **options
+) -> torch.Tensor:
     """Each block's share of the channel distance, (N, Hb, Wb), summing to :func:`channel_distance`.
 
     The pooled term (Σ_b e_b)^(1/β), with e_b = Σ_{u,v} (d + ε) of block b, is shared out in proportion to
@@ -200,6 +220,7 @@ def channel_block_map(p: nn.Module, x: torch.Tensor, y: torch.Tensor, *, transfo
 
 
 # -- the loss ---------------------------------------------------------------------------------------
+
 
 class Watson(Loss):
     """Watson-DCT or Watson-DFT as a module.
@@ -215,7 +236,7 @@ class Watson(Loss):
     pretrained weights); :meth:`jax_params` gives it back.
     """
 
-    def __init__(self, transform: str, config: LossConfig, params: Optional[dict] = None):
+    def __init__(self, transform: str, config: LossConfig, params: dict | None = None):
         super().__init__(config)
         self.block_transform = transform
         if params is None:
@@ -237,8 +258,10 @@ class Watson(Loss):
         if self.colorspace == "grey":
             return fn(self, x[:, 0], y[:, 0], **options)
         x, y = self.to_YCbCr(x), self.to_YCbCr(y)
-        per_channel = torch.stack([fn(getattr(self, name), x[:, c], y[:, c], **options)
-                                   for c, name in enumerate(YCBCR_CHANNELS)], dim=-1)
+        per_channel = torch.stack(
+            [fn(getattr(self, name), x[:, c], y[:, c], **options) for c, name in enumerate(YCBCR_CHANNELS)],
+            dim=-1,
+        )
         return (per_channel * torch.softmax(self.w_tild.to(x.dtype), dim=0)).sum(dim=-1)
 
     def distance(self, x, y, *, generator=None):
@@ -250,17 +273,21 @@ class Watson(Loss):
         whatever the module's mode (no dropout, no phase of the real DFT bins)."""
         block_map = self._per_channel(channel_block_map, x, y, training=False) / (BLOCK * BLOCK)
         n, hb, wb = block_map.shape
-        return block_map[:, :, None, :, None].expand(n, hb, BLOCK, wb, BLOCK).reshape(n, hb * BLOCK, wb * BLOCK)
+        return (
+            block_map[:, :, None, :, None].expand(n, hb, BLOCK, wb, BLOCK).reshape(n, hb * BLOCK, wb * BLOCK)
+        )
 
     def jax_params(self) -> dict:
         """The parameters as a watson_jax pytree of numpy arrays (e.g. for ``Loss.replace`` in JAX)."""
         if self.colorspace == "grey":
             return _channel_params(self, self.block_transform)
         params = {"w_tild": self.w_tild.detach().cpu().numpy().copy()}
-        params.update({name: _channel_params(getattr(self, name), self.block_transform) for name in YCBCR_CHANNELS})
+        params.update(
+            {name: _channel_params(getattr(self, name), self.block_transform) for name in YCBCR_CHANNELS}
+        )
         return params
 
-    def load_reference(self, path: str | os.PathLike) -> "Watson":
+    def load_reference(self, path: str | os.PathLike) -> Watson:
         """Load a reference weight file (``{rgb,gray}_watson_{dct,fft}_trial0.pth``, or one written by
         ``convert_weights.py --to-torch``) with ``load_state_dict(strict=True)``; returns ``self``.
 
