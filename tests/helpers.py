@@ -5,11 +5,31 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("WATSON_JAX_SHARED", REPO.parent / "shared"))
 GOLDEN = SHARED / "golden"
 ORIGINAL_WEIGHTS = SHARED / "original_weights"
+#: Set (as .ci/run does) to make a missing shared input a test failure instead of a skip.
+REQUIRE_SHARED_VAR = "WATSON_JAX_REQUIRE_SHARED"
+
+
+def shared(*parts: str) -> Path:
+    """The path ``$WATSON_JAX_SHARED/<parts>`` (default ../shared beside the repository) of a shared test
+    input (golden fixtures, original weights, data sets). When it does not exist the calling test is
+    skipped with a reason naming the path and how to point at it, or fails when $WATSON_JAX_REQUIRE_SHARED
+    is set, so that CI cannot pass by skipping."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        reason = (
+            f"shared test input {path} is missing; set WATSON_JAX_SHARED to the folder holding "
+            "golden/, original_weights/ and data/"
+        )
+        if os.environ.get(REQUIRE_SHARED_VAR):
+            pytest.fail(f"{reason} (${REQUIRE_SHARED_VAR} is set: missing inputs fail)")
+        pytest.skip(reason)
+    return path
 
 
 def load_golden(name: str) -> dict:
