@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
-#: Grey = 0.3 R + 0.59 G + 0.11 B (the reference's greyscale conversion).
-GREY_WEIGHTS = (0.3, 0.59, 0.11)
+from .constants import GREY_WEIGHTS, YCBCR_MATRIX, YCBCR_OFFSET
 
-#: YCbCr = M · RGB + offset, per pixel (JPEG/BT.601 full range, SPEC §6).
-YCBCR_MATRIX = np.array(
-    [[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]], dtype=np.float32
-)
-YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)
+__all__ = ["GREY_WEIGHTS", "YCBCR_MATRIX", "YCBCR_OFFSET", "rgb_to_grey", "weighted_sum"]
 
 
 def weighted_sum(weights, arrays):

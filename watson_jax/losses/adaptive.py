@@ -25,22 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import partition
+from ..constants import ADAPTIVE_EPS as EPS
+from ..constants import ALPHA_HI, ALPHA_LO, PRETRAINED_SIZE, SCALE_LO, YUV_MATRIX, YUV_SCALE
 from ..errors import InputError
-
-YUV_MATRIX = np.array(
-    [
-        [0.299, -0.14714119, 0.61497538],
-        [0.587, -0.28886916, -0.51496512],
-        [0.114, 0.43601035, -0.10001026],
-    ],
-    np.float32,
-)
-YUV_SCALE = 1.580227820074
-ALPHA_LO, ALPHA_HI = 0.001, 1.999
-SCALE_LO = 1e-5
-EPS = float(np.finfo(np.float32).eps)
-#: The size the shipped (pretrained) weights were trained for: (C, H, W).
-PRETRAINED_SIZE = (3, 64, 64)
 
 
 def normalise_image_size(image_size) -> tuple[int, int, int]:

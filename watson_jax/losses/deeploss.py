@@ -32,13 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..constants import DEEPLOSS_EPS as EPS
+from ..constants import LPIPS_SCALE, LPIPS_SHIFT
 from ..mathops import dropout_scale
-
-EPS = 1e-10
-#: LPIPS's ScalingLayer constants, per RGB channel.
-LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
-LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
-
 
 # -- layers ------------------------------------------------------------------------------------------
 

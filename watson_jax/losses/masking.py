@@ -18,9 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..constants import WATSON_EPS as EPS
 from ..mathops import abs_, reciprocal_or_zero
-
-EPS = 1e-10
 
 
 def smoothmax(a, b):

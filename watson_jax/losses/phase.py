@@ -14,10 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..constants import ACOS_SHRINK
 from .masking import EPS
-
-#: cos(Δφ) is scaled by this before arccos to keep the derivative of arccos finite (SPEC §5).
-ACOS_SHRINK = 1 - 1e-7
 
 
 @functools.cache

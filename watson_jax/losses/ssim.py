@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-WINDOW = 11
-SIGMA = 1.5
-C1 = 0.01**2
-C2 = 0.03**2
+from ..constants import SSIM_C1 as C1
+from ..constants import SSIM_C2 as C2
+from ..constants import SSIM_SIGMA as SIGMA
+from ..constants import SSIM_WINDOW as WINDOW
 
 
 def init_params() -> dict:

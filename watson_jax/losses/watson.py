@@ -33,29 +33,10 @@ import numpy as np
 
 from .. import blocks
 from ..color import YCBCR_MATRIX, YCBCR_OFFSET
+from ..constants import REAL_BINS, TRANSFORMS, WATSON_TABLE, YCBCR_CHANNELS
 from ..mathops import dropout_scale
 from . import distances
 from .masking import EPS, amplitude, log_luminance_ratio, masking
-
-YCBCR_CHANNELS = ("ly", "lcb", "lcr")
-#: Bins of the one-sided 8×5 DFT whose coefficients are real for real blocks: their phase is 0 or π.
-REAL_BINS = ((0, 0), (0, 4), (4, 0), (4, 4))
-
-#: Watson (1993) luminance thresholds, rows u (vertical frequency), columns v.
-WATSON_TABLE = np.array(
-    [
-        [1.40, 1.01, 1.16, 1.66, 2.40, 3.43, 4.79, 6.56],
-        [1.01, 1.45, 1.32, 1.52, 2.00, 2.71, 3.67, 4.93],
-        [1.16, 1.32, 2.24, 2.59, 2.98, 3.64, 4.60, 5.88],
-        [1.66, 1.52, 2.59, 3.77, 4.55, 5.30, 6.28, 7.60],
-        [2.40, 2.00, 2.98, 4.55, 6.15, 7.46, 8.71, 10.17],
-        [3.43, 2.71, 3.64, 5.30, 7.46, 9.62, 11.58, 13.51],
-        [4.79, 3.67, 4.60, 6.28, 8.71, 11.58, 14.50, 17.29],
-        [6.56, 4.93, 5.88, 7.60, 10.17, 13.51, 17.29, 21.15],
-    ]
-)
-
-TRANSFORMS = ("dct", "dft")
 
 
 def _logit(p: float) -> float:

@@ -1,21 +1,11 @@
-"""Adaptive: Barron's robust loss as a negative log-likelihood on a YUV/DCT representation (SPEC §7).
+"""Adaptive (Barron's robust loss on a YUV/DCT representation) as a torch module (the maths:
+:mod:`watson_jax.losses.adaptive`, docs/reference.md §7).
 
-The torch counterpart of :mod:`watson_jax.losses.adaptive`. For each image, with d = x − y in NCHW memory
-order (grey images replicated to 3 channels first):
-
-1. colour step: the C·H·W values of d taken as rows of 3 consecutive values (neighbouring pixels of one
-   channel, not the three channels of a pixel, as in the reference), each row r → 1.580227820074 · r K;
-2. transform step: an orthonormal DCT-II along H, then along C (length 3); nothing along W;
-3. per dimension (C·H·W of them) α = sigmoid(latent_alpha)·(1.999 − 0.001) + 0.001 and
-   scale = (1 − 1e-5)·softplus(latent_scale + log(e − 1)) + 1e-5;
-4. NLL = ρ(v, α, scale) + log(scale) + log Z(α), with z = (v/scale)², b = max(ε, |α − 2|),
-   a = sign⁺(α)·max(ε, |α|), ε = 1.1920929e-07, ρ = (b/a)·((z/b + 1)^(α/2) − 1), and log Z(α) a cubic
-   Hermite spline over the table of :mod:`watson_jax.partition` (see :func:`log_partition`).
-
-The distance of an image is the sum of its NLL terms (they can be negative; identical images do not give
-0); ``loss(x, y, elementwise=True)`` returns the terms themselves, (N, 3, H, W): the reference's
-reduction='none' output; ``spatial=True`` those terms summed over channels, (N, H, W) (they live on the DCT
-along whole columns, so a local change lights up its columns).
+What differs from the JAX side: the difference d = x − y is taken in NCHW memory order, which is the order
+the reference's colour step reads (rows of 3 consecutive values, neighbouring pixels of one channel), so no
+transpose is needed here; log Z(α) is the same cubic Hermite spline over :mod:`watson_jax.partition`,
+evaluated with torch operations; ``loss(x, y, elementwise=True)`` returns the NLL terms (N, 3, H, W), the
+reference's reduction='none' output, and ``spatial=True`` those terms summed over channels, (N, H, W).
 
 State dict: exactly the reference file's ``{rgb,gray}_adaptive_trial0.pth`` — two entries,
 ``.robust_loss.adaptive_lossfun.latent_alpha`` and ``.robust_loss.adaptive_lossfun.latent_scale``, each
@@ -23,8 +13,8 @@ State dict: exactly the reference file's ``{rgb,gray}_adaptive_trial0.pth`` — 
 under a submodule registered with an empty name, which torch no longer allows). The module holds them as
 plain parameters ``latent_alpha`` and ``latent_scale`` and renames the keys on saving and loading (see
 :meth:`Adaptive._save_to_state_dict`), so the reference files load with ``load_state_dict(strict=True)``.
-The constants (K, the DCT matrices, the spline table) are non-persistent buffers: they follow ``.to(device)``
-but are not part of the state dict.
+The constants (the YUV matrix, the DCT matrices, the spline table) are non-persistent buffers: they follow
+``.to(device)`` but are not part of the state dict.
 """
 
 from __future__ import annotations
@@ -39,17 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import partition
+from ..constants import ADAPTIVE_EPS as EPS
+from ..constants import ALPHA_HI, ALPHA_LO, SCALE_LO, YUV_MATRIX, YUV_SCALE
 from ..errors import InputError
-from ..losses.adaptive import (
-    ALPHA_HI,
-    ALPHA_LO,
-    EPS,
-    SCALE_LO,
-    YUV_MATRIX,
-    YUV_SCALE,
-    init_params,
-    normalise_image_size,
-)
+from ..losses.adaptive import init_params, normalise_image_size
 from ..provider import LossConfig
 from .base import Loss
 

@@ -1,8 +1,10 @@
-"""8×8 block transforms and the random shift of the Watson losses (SPEC §3, §6), on torch tensors.
+"""8×8 block transforms and the random shift of the Watson losses on torch tensors (the maths:
+:mod:`watson_jax.blocks`, docs/reference.md §3).
 
-Single-channel images here have shape (N, H, W). A block transform returns coefficients of shape
-(N, H/8, W/8, 8, U): the block grid kept as two axes (row-major), axis u vertical and v horizontal inside
-a block.
+What differs from the JAX side: single-channel images have shape (N, H, W) and a block transform returns
+coefficients of shape (N, H/8, W/8, 8, U), the block grid kept as two axes (row-major), axis u vertical and
+v horizontal inside a block; the DCT is the matrix product A X Aᵀ and the DFT is ``torch.fft.rfft2``, as
+in the reference, without the JAX side's joint transforms and custom derivatives.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-BLOCK = 8
+from ..constants import BLOCK
 
 
 def dct_matrix() -> np.ndarray:

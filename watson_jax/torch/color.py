@@ -1,12 +1,13 @@
-"""Colour steps on NCHW tensors: RGB → grey (all losses, greyscale colour space) and RGB → YCbCr
-(the Watson losses, SPEC §6)."""
+"""Colour steps on NCHW tensors: RGB → grey (all losses, greyscale colour space) and RGB → YCbCr (the
+Watson losses), with the weights and matrix of :mod:`watson_jax.constants` (docs/reference.md §6).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..color import GREY_WEIGHTS, YCBCR_MATRIX, YCBCR_OFFSET
+from ..constants import GREY_WEIGHTS, YCBCR_MATRIX, YCBCR_OFFSET
 
 
 def rgb_to_grey(x: torch.Tensor) -> torch.Tensor:

@@ -1,38 +1,26 @@
-"""Deeploss-VGG and Deeploss-Squeeze: the LPIPS "lin" distance (version 0.1) on ImageNet backbones (SPEC §8).
+"""Deeploss-VGG and Deeploss-Squeeze as torch modules (the maths: :mod:`watson_jax.losses.deeploss`,
+docs/reference.md §8).
 
-The torch counterpart of :mod:`watson_jax.losses.deeploss`. Both images (greyscale replicated to three
-channels) are mapped to (x − shift)/scale with the LPIPS constants, applied to the [0, 1] images unchanged as
-the tuned heads expect, and go through the backbone. For each tap f_l (after the ReLU that ends
-each slice: VGG16 relu1_2 … relu5_3; SqueezeNet 1.1 seven taps with ceil-mode 3×3/2 max-pools):
+What differs from the JAX side:
 
-  n_l   = f_l / (√(Σ_c f_l²) + ε)                          unit feature vectors, per pixel, ε = 1e-10
-  m_l   = Σ_c w_{l,c} (n_l(x) − n_l(y))²                    the head: a 1×1 convolution C → 1, no bias
-  D     = Σ_l mean_{h,w} m_l                                one value per image
-
-The distance map (``spatial=True``) is Σ_l upsample(m_l) / (H·W), (N, H, W), each m_l upsampled bilinearly
-with half-pixel centres to the input size; its sum over pixels approximates D. It is computed in evaluation
-mode (no dropout) whatever the module's mode.
-
-√ has an infinite derivative at 0, reached wherever all channels of a tap are 0 (dead ReLUs, black or
-constant images); as on the JAX side the root is taken only where Σf² > 0 and the norm is 0 elsewhere, so
-values are unchanged and the gradient there is the finite derivative of f/(0 + ε).
-
-Layout:
-  - parameters: the heads, ``lin{k}.model.1.weight`` of shape (1, C_k, 1, 1) — exactly the keys of the
-    reference's ``{rgb,gray}_pnet_lin_{vgg,squeeze}_trial0.pth``, which therefore load with
-    ``load_state_dict(strict=True)`` (or :meth:`Deeploss.load_reference`). ``lin{k}.model.0`` is the
-    reference's dropout slot, an identity here: in ``train()`` mode (the reference's tuning mode) the
-    dropout (p = 0.5, survivors × 2) is applied to the heads' inputs by :meth:`Deeploss.layer_maps`, drawn
-    from the call's ``generator``, as the JAX loss does with ``tuning=True``.
-  - non-persistent buffers (not in the state dict; they follow ``.to(device)`` and ``.double()``): the
-    frozen backbone under torchvision's names, ``features.<i>[.<part>].weight`` (OIHW) and ``.bias``,
-    converted from watson_jax's HWIO parameter pytree; the LPIPS constants ``lpips_shift``, ``lpips_scale``.
-
-Precision: with ``precision='highest'`` (the default) the convolutions — forward and backward — run with
-TF32 switched off for cuDNN, CUDA matrix products and oneDNN (the flags are set around each convolution and
-restored after it; they are process-wide, so another thread's CUDA work running at that moment sees them
-too). ``precision='default'`` leaves torch's settings alone (e.g. TF32 cuDNN convolutions on NVIDIA GPUs,
-torch's default there).
+- the backbones are torchvision-layout convolutions (OIHW), held as non-persistent buffers under
+  torchvision's names, ``features.<i>[.<part>].weight`` and ``.bias``, converted from watson_jax's HWIO
+  parameter pytree; they follow ``.to(device)`` and ``.double()`` but are not in the state dict;
+- parameters: the heads, ``lin{k}.model.1.weight`` of shape (1, C_k, 1, 1) — exactly the keys of the
+  reference's ``{rgb,gray}_pnet_lin_{vgg,squeeze}_trial0.pth``, which therefore load with
+  ``load_state_dict(strict=True)`` (or :meth:`Deeploss.load_reference`). ``lin{k}.model.0`` is the
+  reference's dropout slot, an identity here: in ``train()`` mode (the reference's tuning mode) the
+  dropout is applied to the heads' inputs by :meth:`Deeploss.layer_maps`, drawn from the call's
+  ``generator``;
+- the feature norm takes the root only where Σ_c f² > 0, as the JAX side does, so the gradient stays finite
+  on dead ReLUs and black or constant images;
+- the distance map (``spatial=True``) upsamples each layer's map with ``torch.nn.functional.interpolate``
+  (bilinear, ``align_corners=False``), in evaluation mode whatever the module's mode;
+- precision: with ``precision='highest'`` (the default) the convolutions — forward and backward — run with
+  TF32 switched off for cuDNN, CUDA matrix products and oneDNN (the flags are set around each convolution
+  and restored after it; they are process-wide, so another thread's CUDA work running at that moment sees
+  them too). ``precision='default'`` leaves torch's settings alone (e.g. TF32 cuDNN convolutions on NVIDIA
+  GPUs, torch's default there).
 """
 
 from __future__ import annotations
@@ -45,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..constants import DEEPLOSS_EPS as EPS
+from ..constants import LPIPS_SCALE, LPIPS_SHIFT
 from ..errors import WeightsError
-from ..losses.deeploss import BACKBONES, EPS, LPIPS_SCALE, LPIPS_SHIFT, init_params
+from ..losses.deeploss import BACKBONES, init_params
 from ..provider import LossConfig
 from ..weights import check_params
 from .base import Loss

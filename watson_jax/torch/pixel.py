@@ -1,6 +1,8 @@
-"""Pixel losses (SPEC §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements
-(``elementwise=True``: the terms |x − y| and (x − y)² themselves, NCHW; ``spatial=True``: those terms summed
-over channels, (N, H, W), by :meth:`Loss.distance_map`)."""
+"""L1 and L2 as torch modules (the maths: :mod:`watson_jax.losses.pixel`, docs/reference.md §1).
+
+The torch side differs only in layout: ``elementwise=True`` returns the terms NCHW, and ``spatial=True``
+those terms summed over channels, (N, H, W), by :meth:`Loss.distance_map`.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""SSIM as a distance, 1 − mean SSIM (SPEC §2).
+"""SSIM as a distance, 1 − mean SSIM, as a torch module (the maths: :mod:`watson_jax.losses.ssim`,
+docs/reference.md §2).
 
-With w an 11×11 Gaussian window (σ = 1.5) applied per channel with zero padding of 5 ("same" size):
-  μx = w∗x, μy = w∗y, σx² = w∗x² − μx², σy² = w∗y² − μy², σxy = w∗(xy) − μxμy,
-  SSIM map = (2μxμy + C1)(2σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),  C1 = 0.01², C2 = 0.03²,
-and the distance of an image is 1 − the mean of its map over channels, H and W. Its distance map
-(``spatial=True``) is (1 − SSIM map) averaged over channels and divided by H·W, (N, H, W), which sums to it.
+What differs from the JAX side: the window is applied as the reference applies it, one depthwise 2-D
+convolution with the 11×11 float32 window (zero padding 5), where the JAX side uses a separable filter;
+the window's construction and the constants come from :mod:`watson_jax.constants`.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ import math
 import numpy as np
 import torch
 
+from ..constants import SSIM_C1 as C1
+from ..constants import SSIM_C2 as C2
+from ..constants import SSIM_SIGMA as SIGMA
+from ..constants import SSIM_WINDOW as WINDOW
 from .base import Loss
-
-WINDOW = 11
-SIGMA = 1.5
-C1 = 0.01**2
-C2 = 0.03**2
 
 
 def gaussian_window() -> np.ndarray:

@@ -1,17 +1,34 @@
-"""Checks on the torch tensors given to a loss, done before any computation (the torch counterpart of
-:mod:`watson_jax.validation`, for NCHW tensors and torch dtypes).
+"""Checks on the torch tensors given to a loss (NCHW), done before any computation.
 
+A thin adapter over :mod:`watson_jax.checks`, the checks the JAX side (:mod:`watson_jax.validation`) uses
+too: this module adds what only torch has (tensor type, devices, torch dtypes) and names the NCHW layout.
 Only shapes, dtypes and devices are read; image *values* (the [0, 1] range) are the caller's contract.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+from .. import checks
+from ..constants import BLOCK as BLOCK_SIZE
 from ..errors import InputError, InputTypeError
-from ..validation import BLOCK_SIZE, check_min_size
-from ..validation import check_shift as _check_shift_values
+
+__all__ = [
+    "BLOCK_SIZE",
+    "check_block_size",
+    "check_dtype",
+    "check_images",
+    "check_layout",
+    "check_min_size",
+    "check_shift",
+    "check_tensor",
+    "compute_dtype",
+]
+
+check_min_size = checks.check_min_size
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -26,68 +43,55 @@ def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return dtype
 
 
-def check_tensor(a, arg: str) -> None:
+def check_tensor(a: Any, arg: str) -> None:
+    """``a`` is a ``torch.Tensor``.
+
+    Raises:
+      InputTypeError: anything else; for a numpy array the message suggests ``torch.from_numpy``.
+    """
     if not isinstance(a, torch.Tensor):
         hint = f" (e.g. torch.from_numpy({arg}))" if isinstance(a, np.ndarray) else ""
         raise InputTypeError(f"{arg} must be a torch.Tensor of images, got {type(a).__name__}{hint}.")
 
 
+def _dtype_kind(a: torch.Tensor) -> str:
+    if a.is_floating_point():
+        return "floating"
+    if a.is_complex():
+        return "complex"
+    return "bool" if a.dtype == torch.bool else "integer"
+
+
 def check_dtype(a: torch.Tensor, arg: str) -> None:
-    if not a.is_floating_point():
-        hint = ""
-        if not a.is_complex():
-            hint = f" (e.g. {arg}.float() / 255 for 8-bit images)"
-        raise InputTypeError(
-            f"{arg} has dtype {a.dtype}; the losses need floating-point images with values in [0, 1]{hint}."
-        )
+    """``a`` has a floating-point dtype.
+
+    Raises:
+      InputTypeError: any other dtype; for integer and bool tensors the message suggests the cast.
+    """
+    checks.check_dtype_kind(_dtype_kind(a), str(a.dtype), arg, checks.NCHW)
 
 
 def check_layout(a: torch.Tensor, arg: str, channels: tuple[int, ...]) -> None:
-    """Rank 4, channels first (NCHW), with a channel count in ``channels``."""
-    shape = tuple(a.shape)
-    allowed = " or ".join(str(c) for c in channels)
-    if len(shape) != 4:
-        hint = ""
-        if len(shape) == 3:
-            hint = f"; for a single image of shape (C, H, W) pass {arg}[None]"
-        elif len(shape) == 2:
-            hint = f"; for a single greyscale image of shape (H, W) pass {arg}[None, None]"
-        raise InputError(
-            f"{arg} has shape {shape} (rank {len(shape)}); expected a batch of images of shape "
-            f"(N, C, H, W), channels first{hint}."
-        )
-    if shape[1] not in channels:
-        if shape[-1] in channels:
-            raise InputError(
-                f"{arg} has shape {shape}, which looks like NHWC (channels last); watson_jax.torch takes NCHW "
-                f"like torch. Permute it with {arg}.permute(0, 3, 1, 2)."
-            )
-        hint = ""
-        if shape[1] == 4:
-            hint = f" Drop the alpha channel with {arg}[:, :3]."
-        elif shape[1] == 1:
-            hint = " For greyscale images build the loss with colorspace='LA'."
-        raise InputError(
-            f"{arg} has {shape[1]} channels (shape {shape}); this loss expects {allowed} channels first "
-            f"(NCHW).{hint}"
-        )
-    if min(shape[0], shape[2], shape[3]) == 0:
-        raise InputError(f"{arg} has shape {shape}; it needs at least one image of at least one pixel.")
+    """``a`` is rank 4, channels first (NCHW), with a channel count in ``channels`` and no empty axis.
+
+    Raises:
+      InputError: another rank, an NHWC-looking shape, another channel count, or an empty batch.
+    """
+    checks.check_layout(a.shape, arg, channels, checks.NCHW)
 
 
 def check_block_size(a: torch.Tensor, arg: str, loss_name: str) -> None:
-    h, w = a.shape[2], a.shape[3]
-    if h % BLOCK_SIZE or w % BLOCK_SIZE:
-        raise InputError(
-            f"{loss_name} cuts images into {BLOCK_SIZE}x{BLOCK_SIZE} blocks, so H and W must be multiples "
-            f"of {BLOCK_SIZE}; {arg} has H={h}, W={w}. Crop (e.g. {arg}[:, :, :{h // BLOCK_SIZE * BLOCK_SIZE}, "
-            f":{w // BLOCK_SIZE * BLOCK_SIZE}]) or pad the images first."
-        )
+    """H and W of the NCHW batch ``a`` are multiples of 8.
+
+    Raises:
+      InputError: naming the crop to the largest multiples of 8.
+    """
+    checks.check_block_size(a.shape[2], a.shape[3], arg, loss_name, checks.NCHW)
 
 
 def check_images(
-    x,
-    y,
+    x: torch.Tensor,
+    y: torch.Tensor,
     *,
     channels: tuple[int, ...],
     loss_name: str,
@@ -106,11 +110,7 @@ def check_images(
         check_tensor(a, arg)
         check_dtype(a, arg)
         check_layout(a, arg, channels)
-    if x.shape != y.shape:
-        raise InputError(
-            f"input has shape {tuple(x.shape)} but target has shape {tuple(y.shape)}; the input and the target "
-            "must have the same shape."
-        )
+    checks.check_same_shape(x.shape, y.shape, ("input", "target"))
     if x.device != y.device:
         raise InputError(f"input is on {x.device} but target is on {y.device}; put both on the same device.")
     if device is not None and x.device != device:
@@ -123,8 +123,15 @@ def check_images(
     check_min_size(*x.shape[2:4], min_size, loss_name)
 
 
-def check_shift(shift) -> tuple[int, int]:
-    """An explicit shift offset: two integers (sx, sy) in {0..7}, as a tuple, list or integer tensor."""
+def check_shift(shift: Any) -> tuple[int, int]:
+    """An explicit shift offset: two integers (sx, sy) in {0..7}, as a tuple, list or integer tensor.
+
+    Returns:
+      ``(sx, sy)`` as Python ints.
+
+    Raises:
+      InputError: a float, complex or bool tensor, another shape, or a value outside {0..7}.
+    """
     if isinstance(shift, torch.Tensor):
         if shift.is_floating_point() or shift.is_complex() or shift.dtype == torch.bool:
             raise InputError(
@@ -132,6 +139,6 @@ def check_shift(shift) -> tuple[int, int]:
                 f"got a {shift.dtype} tensor."
             )
         shift = shift.detach().cpu().numpy()
-    _check_shift_values(shift)
+    checks.check_shift_values(shift)
     sx, sy = np.asarray(shift).tolist()
     return int(sx), int(sy)

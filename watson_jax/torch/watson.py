@@ -1,32 +1,20 @@
-"""Watson's perceptual model on 8×8 block transforms: Watson-DCT (SPEC §4) and Watson-DFT (SPEC §5).
+"""Watson-DCT and Watson-DFT as torch modules (the maths: :mod:`watson_jax.losses.watson`,
+docs/reference.md §4 and §5).
 
-For one channel, with c0 the block coefficients of the target y (the masking reference) and c1 those of
-the input x (for the DFT: amplitudes A = √((Re c + ε)² + (Im c + ε)²)), T = exp(t_tild), w = sigmoid(w_tild):
+What differs from the JAX side:
 
-  t_L = T · ((c0_DC + ε) / (L̄ + ε))^α                       luminance masking
-  s   = smoothmax(t_L, (|c0| + ε)^w · t_L^(1−w))             contrast masking
-  d   = (|(c0 − c1) / s| + ε)^β                               per-coefficient error
-  D   = (Σ_{blocks,u,v} (d + ε))^(1/β)                         Minkowski pooling, one value per image
-
-smoothmax(a, b) = (a eᵃ + b eᵇ)/(eᵃ + eᵇ) = a·σ(a − b) + b·σ(b − a). L̄ is the mean DC coefficient of the
-target over each image's blocks (``luminance='image'``) or over the whole batch (``'batch'``, the
-reference). The DFT adds a phase term Σ_{blocks,u,v} w_φ · arccos(cos(φ0 − φ1)·(1 − 1e-7)), with
-φ = atan2(Im c, Re c + ε) and w_φ = exp(w_phase_tild), zero on the four purely real bins (0,0), (0,4),
-(4,0), (4,4) except in training mode (``module.train()``, the reference's tuning mode), where also a
-dropout (p = 0.5, kept terms ×2) acts on the per-coefficient amplitude terms d and phase terms.
-RGB images go to YCbCr; one set of parameters per channel (submodules ``ly``, ``lcb``, ``lcr``) and
-D = Σ_c softmax(w_tild)_c · D_c. ε = 1e-10. |·| is ``torch.abs``, whose derivative at 0 is 0, so the
-gradient is exactly 0 where input and target agree.
-
-The distance map (``loss(x, y, spatial=True)``, (N, H, W)) shares each channel's pooled term out over the
-blocks in proportion to their sums e_b = Σ_{u,v} (d + ε), e_b / Σe · (Σe)^(1/β), adds each block's own
-phase terms (DFT), weights the channels as D does and spreads each block's value / 64 over its 8×8 pixels,
-so that it sums to D; it is computed in evaluation mode on the unshifted images
-(:func:`channel_block_map`, :meth:`Watson.distance_map`).
-
-The modules' state dicts have exactly the keys, order, shapes and dtypes of the reference's weight files
-(``{rgb,gray}_watson_{dct,fft}_trial0.pth``), so those load with ``load_state_dict(..., strict=True)``
-(or :meth:`Watson.load_reference`, which also checks the constants).
+- every term is computed directly from its formula, per channel in a Python loop over ``ly``, ``lcb``,
+  ``lcr`` (:func:`dct_terms`, :func:`dft_terms`), with torch's autograd for the derivatives: ``torch.abs``
+  has derivative 0 at 0, so the gradient is exactly 0 where input and target agree; the DFT phase is
+  ``torch.acos(torch.cos(φ0 − φ1) · ACOS_SHRINK)`` with φ from ``torch.atan2`` (the JAX side avoids the
+  trigonometric functions and writes the derivatives by hand);
+- tuning mode is ``module.train()``; its dropout and random shift draw from the call's ``generator``;
+- the distance map (``loss(x, y, spatial=True)``, (N, H, W)) is computed in evaluation mode on the unshifted
+  images (:func:`channel_block_map`, :meth:`Watson.distance_map`), with the same definition as the JAX one;
+- the modules' state dicts have exactly the keys, order, shapes and dtypes of the reference's weight files
+  (``{rgb,gray}_watson_{dct,fft}_trial0.pth``), so those load with ``load_state_dict(..., strict=True)``
+  (or :meth:`Watson.load_reference`, which also checks the constants). The constants (ε, the arccos
+  shrink, the channel names, the real DFT bins) come from :mod:`watson_jax.constants`.
 """
 
 from __future__ import annotations
@@ -37,18 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..constants import ACOS_SHRINK, REAL_BINS, YCBCR_CHANNELS
+from ..constants import WATSON_EPS as EPS
 from ..losses.watson import init_channel_params, init_params
 from ..provider import LossConfig
 from .base import Loss
 from .blocks import BLOCK, BlockDCT, block_dft
 from .color import RGBToYCbCr
 
-EPS = 1e-10
-#: cos(Δφ) is scaled by this before arccos to keep the derivative of arccos finite (SPEC §5).
-ACOS_SHRINK = 1 - 1e-7
-YCBCR_CHANNELS = ("ly", "lcb", "lcr")
-#: Bins of the one-sided 8×5 DFT whose coefficients are real for real blocks (phase 0 or π).
-REAL_BINS = ((0, 0), (0, 4), (4, 0), (4, 4))
 _PHASE_MASK = np.ones((BLOCK, BLOCK // 2 + 1), bool)
 for _u, _v in REAL_BINS:
     _PHASE_MASK[_u, _v] = False
