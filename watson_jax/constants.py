@@ -62,7 +62,7 @@ YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)
 
 # -- Adaptive (docs/reference.md §7) ----------------------------------------------------------------------
 
-#: RGB → YUV, applied as rgb @ YUV_MATRIX (columns Y, U, V), before the DCT of the Adaptive loss.
+#: K of the Adaptive loss's colour step: each row r of 3 consecutive values becomes YUV_SCALE · r K.
 YUV_MATRIX = np.array(
     [
         [0.299, -0.14714119, 0.61497538],
@@ -85,7 +85,7 @@ PRETRAINED_SIZE = (3, 64, 64)
 
 #: ε of the feature normalisation of Deeploss.
 DEEPLOSS_EPS = 1e-10
-#: LPIPS's ScalingLayer constants, per RGB channel: (x − shift) / scale on images in [-1, 1].
+#: LPIPS's ScalingLayer constants, per RGB channel: (x − shift) / scale, on the [0, 1] images as they are.
 LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
 LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 

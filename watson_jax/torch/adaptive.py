@@ -45,7 +45,8 @@ PARAMETER_NAMES = ("latent_alpha", "latent_scale")
 
 
 def dct_matrix(n: int) -> torch.Tensor:
-    """Orthonormal DCT-II matrix of length n, float64: D[k, i] = √(2/n)·c_k·cos(π(2i + 1)k/(2n)), c_0 = 1/√2."""
+    """Orthonormal DCT-II matrix of length n, float64: D[k, i] = √(2/n)·c_k·cos(π(2i + 1)k/(2n)),
+    c_0 = 1/√2, c_k = 1 otherwise."""
     i = torch.arange(n, dtype=torch.float64)
     k = i[:, None]
     c = torch.ones_like(k)
@@ -173,9 +174,9 @@ class Adaptive(Loss):
         size = self.latent_alpha.shape[-1]
         if c * h * w != size:
             raise InputError(
-                f"this Adaptive loss was built for image_size with 3·H·W = {size} values, but the images are "
-                f"{h}×{w}; build it with image_size=(3, {h}, {w}) (pretrained=False: the shipped weights exist "
-                f"for 3×64×64 only)."
+                f"this Adaptive loss was built for image_size with 3·H·W = {size} values, but the images "
+                f"are {h}×{w}; build it with image_size=(3, {h}, {w}) (pretrained=False: the shipped weights "
+                f"exist for 3×64×64 only)."
             )
         dtype = x.dtype
         v = representation(x - y, self.yuv_matrix.to(dtype), self.dct_h.to(dtype), self.dct_c.to(dtype))

@@ -20,9 +20,9 @@ class Loss(nn.Module):
     greyscale. The result is one distance per image, shape (N,), for reduction 'none', else their sum or
     their mean over images.
 
-    Subclasses implement :meth:`distance` on the checked, converted and shifted images, :meth:`elementwise_map`
-    where the loss is a sum of per-element terms, and :meth:`distance_map` where the distance map is not
-    those terms summed over channels.
+    Subclasses implement :meth:`distance` on the checked, converted and shifted images,
+    :meth:`elementwise_map` where the loss is a sum of per-element terms, and :meth:`distance_map` where
+    the distance map is not those terms summed over channels.
 
     Dtype: the loss computes in float32 promoted with the dtypes of the inputs and of the module's
     parameters, i.e. float32 for float16/bfloat16/float32 inputs, float64 when an input is float64 or the
@@ -123,7 +123,8 @@ class Loss(nn.Module):
           generator: ``torch.Generator`` for the Watson losses' random shift (``deterministic=False``) and
             for the dropout of Watson-DFT and Deeploss in training mode; None draws from torch's global RNG.
           shift: an explicit offset (sx, sy) in {0..7}² for the Watson losses, used instead of a random
-            one ((4, 4) is no shift); sx moves along H, sy along W. Watson losses only (OptionError otherwise).
+            one ((4, 4) is no shift); sx moves along H, sy along W. Watson losses only (OptionError
+            otherwise).
           elementwise: return the per-element terms whose sum over an image is its distance, NCHW, instead
             of the reduction: |x − y| (L1), (x − y)² (L2), the NLL terms (N, 3, H, W) (Adaptive) — the
             reference's reduction='none' output. OptionError for the other losses.

@@ -17,7 +17,7 @@ def rgb_to_grey(x: torch.Tensor) -> torch.Tensor:
 
 
 class RGBToYCbCr(nn.Module):
-    """[Y, Cb, Cr] = M · [R, G, B] + [0, 0.5, 0.5] per pixel, M as in SPEC §6.
+    """[Y, Cb, Cr] = M · [R, G, B] + [0, 0.5, 0.5] per pixel, M as in docs/reference.md §6.
 
     Buffers (the reference's state-dict entries ``to_YCbCr.transform`` and ``to_YCbCr.bias``):
       transform: Mᵀ (3, 3) float32, applied to a pixel as the row vector [R, G, B] times it, so

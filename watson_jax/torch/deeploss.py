@@ -74,11 +74,7 @@ def _precision_handles() -> list:
         ("mkldnn", "matmul"),
     ):
         handle = getattr(getattr(torch.backends, backend, None), op, None)
-        if handle is not None:
-            try:
-                handle.fp32_precision
-            except AttributeError:
-                continue
+        if handle is not None and hasattr(handle, "fp32_precision"):
             handles.append(handle)
     return handles
 
@@ -218,7 +214,8 @@ class Deeploss(Loss):
     Args:
       config: the loss options (``LossConfig``; the provider builds it), including ``precision``.
       params: the heads in watson_jax's layout, ``{'lin0': (C_0,), 'lin1': (C_1,), ...}`` (numpy or
-        anything array-like); default the untuned heads of ones (:func:`watson_jax.losses.deeploss.init_params`).
+        anything array-like); default the untuned heads of ones
+        (:func:`watson_jax.losses.deeploss.init_params`).
       backbone: the ImageNet feature extractor as watson_jax's parameter pytree
         ``{'features.<i>[.<part>]': {'kernel': HWIO, 'bias': (O,)}}`` (what
         ``watson_jax.provider.load_parameters`` returns as ``backbone``); required (WeightsError if its

@@ -68,8 +68,8 @@ class LossProvider:
             TF32 switched off for them on CUDA; 'default': torch's own settings (e.g. TF32 cuDNN
             convolutions on NVIDIA GPUs), faster for training. The other losses compute in full precision
             either way.
-          weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
-            The Adaptive loss also reads its log-partition table from there
+          weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or
+            ``~/.cache/watson_jax``. The Adaptive loss also reads its log-partition table from there
             (:func:`watson_jax.partition.table`: computed on first use, ~25 s, and saved there).
 
         The module's ``train()`` mode is the reference's tuning mode (Watson-DFT: phase of the four real DFT
