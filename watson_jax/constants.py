@@ -89,6 +89,38 @@ DEEPLOSS_EPS = 1e-10
 LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
 LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 
+#: VGG16 configuration D: the torchvision ``features`` indices of the 3×3 convolutions, slice by slice
+#: (a 2×2 max-pool starts every slice after the first), each as (index, in channels, out channels).
+VGG16_CONVS = (
+    ((0, 3, 64), (2, 64, 64)),
+    ((5, 64, 128), (7, 128, 128)),
+    ((10, 128, 256), (12, 256, 256), (14, 256, 256)),
+    ((17, 256, 512), (19, 512, 512), (21, 512, 512)),
+    ((24, 512, 512), (26, 512, 512), (28, 512, 512)),
+)
+
+#: SqueezeNet 1.1 Fire modules: (``features`` index, in, squeeze, expand 1×1, expand 3×3).
+SQUEEZE_FIRES = (
+    (3, 64, 16, 64, 64),
+    (4, 128, 16, 64, 64),
+    (6, 128, 32, 128, 128),
+    (7, 256, 32, 128, 128),
+    (9, 256, 48, 192, 192),
+    (10, 384, 48, 192, 192),
+    (11, 384, 64, 256, 256),
+    (12, 512, 64, 256, 256),
+)
+#: SqueezeNet 1.1 taps (LPIPS slices [0:2], [2:5], [5:8], [8:10], [10:11], [11:12], [12:13]): the Fire
+#: modules of each slice after the first, and whether a ceil-mode 3×3/2 max-pool starts it.
+SQUEEZE_SLICES = (
+    ((3, 4), True),
+    ((6, 7), True),
+    ((9,), True),
+    ((10,), False),
+    ((11,), False),
+    ((12,), False),
+)
+
 # -- SSIM (docs/reference.md §2) --------------------------------------------------------------------------
 
 #: Gaussian window side and standard deviation; the stabilising constants (K1 L)², (K2 L)² with L = 1.

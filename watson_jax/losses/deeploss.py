@@ -34,6 +34,9 @@ import numpy as np
 
 from ..constants import DEEPLOSS_EPS as EPS
 from ..constants import LPIPS_SCALE, LPIPS_SHIFT
+from ..constants import SQUEEZE_FIRES as _SQUEEZE_FIRES
+from ..constants import SQUEEZE_SLICES as _SQUEEZE_SLICES
+from ..constants import VGG16_CONVS as _VGG16_SLICES
 from ..mathops import dropout_scale
 
 # -- layers ------------------------------------------------------------------------------------------
@@ -87,39 +90,6 @@ def fire(p: dict, name: str, x: jnp.ndarray) -> jnp.ndarray:
 
 
 # -- backbones ---------------------------------------------------------------------------------------
-
-#: VGG16 configuration D: the torchvision ``features`` indices of the 3×3 convolutions, slice by slice
-#: (a 2×2 max-pool starts every slice after the first); (in, out) channels.
-_VGG16_SLICES = (
-    ((0, 3, 64), (2, 64, 64)),
-    ((5, 64, 128), (7, 128, 128)),
-    ((10, 128, 256), (12, 256, 256), (14, 256, 256)),
-    ((17, 256, 512), (19, 512, 512), (21, 512, 512)),
-    ((24, 512, 512), (26, 512, 512), (28, 512, 512)),
-)
-
-#: SqueezeNet 1.1 Fire modules: (``features`` index, in, squeeze, expand 1×1, expand 3×3).
-_SQUEEZE_FIRES = (
-    (3, 64, 16, 64, 64),
-    (4, 128, 16, 64, 64),
-    (6, 128, 32, 128, 128),
-    (7, 256, 32, 128, 128),
-    (9, 256, 48, 192, 192),
-    (10, 384, 48, 192, 192),
-    (11, 384, 64, 256, 256),
-    (12, 512, 64, 256, 256),
-)
-#: SqueezeNet 1.1 taps (LPIPS slices [0:2], [2:5], [5:8], [8:10], [10:11], [11:12], [12:13]): the Fire
-#: modules of each slice after the first, and whether a ceil-mode 3×3/2 max-pool starts it.
-_SQUEEZE_SLICES = (
-    ((3, 4), True),
-    ((6, 7), True),
-    ((9,), True),
-    ((10,), False),
-    ((11,), False),
-    ((12,), False),
-)
-
 
 def _vgg16_layout() -> dict[str, tuple[int, ...]]:
     return {f"features.{i}": (3, 3, cin, cout) for convs in _VGG16_SLICES for i, cin, cout in convs}

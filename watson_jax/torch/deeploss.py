@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..constants import DEEPLOSS_EPS as EPS
-from ..constants import LPIPS_SCALE, LPIPS_SHIFT
+from ..constants import LPIPS_SCALE, LPIPS_SHIFT, SQUEEZE_SLICES, VGG16_CONVS
 from ..errors import WeightsError
 from ..losses.deeploss import BACKBONES, init_params
 from ..provider import LossConfig
@@ -43,22 +43,8 @@ from .base import Loss
 
 # -- architectures (torchvision's ``features`` indices) --------------------------------------------------
 
-#: VGG16 (configuration D): the 3×3 convolutions (padding 1, each followed by a ReLU) of each of the five
-#: slices; a 2×2/2 max-pool starts every slice after the first. Taps: relu1_2, relu2_2, relu3_3, relu4_3,
-#: relu5_3.
-VGG16_SLICES = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
-
-#: SqueezeNet 1.1 after ``features.0`` (3×3 stride-2 convolution, no padding, + ReLU; the first tap): the
-#: Fire modules of each following slice (LPIPS's [2:5], [5:8], [8:10], [10:11], [11:12], [12:13]) and
-#: whether a 3×3/2 ceil-mode max-pool starts it.
-SQUEEZE_SLICES = (
-    ((3, 4), True),
-    ((6, 7), True),
-    ((9,), True),
-    ((10,), False),
-    ((11,), False),
-    ((12,), False),
-)
+#: The torchvision ``features`` indices of each VGG16 slice's 3×3 convolutions.
+VGG16_SLICES = tuple(tuple(i for i, _, _ in convs) for convs in VGG16_CONVS)
 
 
 # -- full-float32 convolutions -----------------------------------------------------------------------------
