@@ -146,9 +146,9 @@ def test_no_crop_note_and_no_untuned_note_for_pixel_losses(capsys, images):
 
 
 def test_pretrained_weights_are_used_when_present(capsys, images, no_weights):
-    # "Pretrained" weights that differ from the initial ones (the sensitivity thresholds t_tild of every
-    # channel raised by 1, i.e. e-fold higher thresholds): the printed value must be the one these weights
-    # give, computed here by the library on the same (cropped) images, and not the untuned value.
+    # "Pretrained" weights that differ from the initial ones (the threshold parameters t_tild of every
+    # channel raised by 1): the printed value must be the one these weights give, computed here by the
+    # library on the same (cropped) images, and not the untuned value.
     import jax
 
     from watson_jax import LossProvider
@@ -174,7 +174,8 @@ def test_pretrained_weights_are_used_when_present(capsys, images, no_weights):
     untuned = float(
         LossProvider().get_loss_function("Watson-DFT", pretrained=False, **options)(pair.x, pair.y)
     )
-    assert abs(expected - untuned) > 0.1 * untuned  # the test weights really change the value
+    # The test weights change the value (measured: 1.6%) far beyond the table's print precision.
+    assert abs(expected - untuned) > 1e-3 * untuned
     # The table prints 6 significant digits: a rounding error of at most 5e-6 relative.
     assert rows["Watson-DFT"] == pytest.approx(expected, rel=1e-5)
 
