@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import shared
 
 from watson_jax import LossProvider, convert, weights
 from watson_jax.cli import main as cli_main
 from watson_jax.convert.download import DownloadError
 from watson_jax.errors import MissingWeightsError
-
-from helpers import shared
 
 DFT = "rgb_watson_fft_trial0.pth"
 

@@ -32,6 +32,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -202,7 +203,7 @@ def table(directory: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     return _cached_table(str(weights.weights_dir(directory)))
 
 
-def log_partition(alpha: jnp.ndarray, values: jnp.ndarray, tangents: jnp.ndarray) -> jnp.ndarray:
+def log_partition(alpha: jax.Array, values: jax.Array, tangents: jax.Array) -> jax.Array:
     """log Z(α) for α ≥ 0 by the cubic Hermite spline over (values, tangents), in α's dtype."""
     xs = curve(alpha) * X_SCALE
     n = values.shape[0]

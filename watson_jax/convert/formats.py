@@ -31,9 +31,11 @@ class WeightFormat:
 
     @property
     def our_name(self) -> str:
+        """The converted file's name in the weights folder, e.g. 'watson_dft_rgb.npz'."""
         return weights.weights_filename(registry.lookup(self.metric).weights_stem, self.colorspace)
 
     def template(self) -> dict:
+        """The loss's initial parameters: the pytree a converted file must match."""
         return registry.lookup(self.metric).init_params(self.colorspace)
 
 
