@@ -11,6 +11,8 @@ import functools
 import http.server
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from watson_jax.convert.download import DownloadError
 from watson_jax.errors import MissingWeightsError
 
 DFT = "rgb_watson_fft_trial0.pth"
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _Server:
@@ -175,6 +178,7 @@ def test_progress_bar_for_files_over_1mb(online, tmp_path, capsys):
 
 
 def test_backbone_from_the_torchvision_mirror_is_checked(online, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch hub cache
     # A file of the right name but not torchvision's: refused by the pinned full sha256.
     (Path(online.root) / "fake_torchvision").mkdir(exist_ok=True)
     (Path(online.root) / "fake_torchvision" / "vgg16-397923af.pth").write_bytes(b"not a checkpoint")
@@ -203,6 +207,7 @@ def test_upstream_urls_are_pinned(monkeypatch):
 
 
 def test_convert_download_command(online, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch hub cache
     monkeypatch.setenv("WATSON_JAX_DOWNLOAD_URL", f"{online.url}/neurips")
     dest = tmp_path / "weights"
     status = cli_main(["convert", "--download", "--version", "neurips", "--dest", str(dest)])
@@ -224,3 +229,20 @@ def test_convert_subcommand_help(capsys):
     assert cli_main(["convert", "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m watson_jax convert") and "--download" in out
+
+
+def test_download_command_refused_offline(mirror, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("WATSON_JAX_OFFLINE", "1")
+    mirror.requests.clear()
+    assert cli_main(["convert", "--download", "--dest", str(tmp_path)]) == 2
+    assert "WATSON_JAX_OFFLINE is set" in capsys.readouterr().err
+    assert mirror.requests == [] and _files(tmp_path) == []
+
+
+def test_python_m_watson_jax_convert_and_the_wrapper():
+    for command in (["-m", "watson_jax", "convert", "--help"], [str(REPO / "convert_weights.py"), "--help"]):
+        result = subprocess.run(
+            [sys.executable, *command], capture_output=True, text=True, cwd=REPO, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert "--download" in result.stdout and "--to-torch" in result.stdout

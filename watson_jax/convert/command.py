@@ -18,7 +18,7 @@ from .backbones import (
     find_backbone_checkpoint,
 )
 from .commands import CONVERT_COMMAND, backbone_flag
-from .download import download_backbone, download_reference_file
+from .download import OFFLINE_ENV, download_backbone, download_reference_file, offline
 from .formats import _BY_OUR_NAME, _BY_REFERENCE_NAME
 from .hashes import DOWNLOAD_URL_ENV, KNOWN_SHA256, TORCHVISION_URL_ENV, VERSIONS
 from .reference import convert_reference_file, export_reference_file, import_partition_spline
@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None, prog: str = CONVERT_COMMAND) -> int:
     if args.download:
         if args.to_torch or args.source is not None or args.partition_spline is not None or backbones:
             parser.error("--download fetches every file itself: it takes only --dest, --version")
+        if offline():
+            parser.error(f"--download needs the network, but {OFFLINE_ENV} is set")
         dest = weights.weights_dir(args.dest)
         for name in KNOWN_SHA256[args.version]:
             jobs.append((name, lambda n=name: (download_reference_file(n, dest, version=args.version), n)))

@@ -116,9 +116,15 @@ def download_reference_file(name: str, dest: str | os.PathLike, *, version: str 
 
 def download_backbone(backbone, dest: str | os.PathLike) -> Path:
     """Fetch torchvision's checkpoint of ``backbone`` (a :class:`~watson_jax.losses.deeploss.Backbone`),
-    checked by its pinned sha256 (or the name's hash prefix), and convert it into ``dest``."""
+    checked by its pinned sha256 (or the name's hash prefix), and convert it into ``dest``. A checkpoint
+    already in the torch hub cache is converted from there (and checked the same way) without a download."""
+    from .. import weights
     from .backbones import convert_backbone
 
+    hub = weights.torch_hub_checkpoints()
+    cached = next((hub / n for n in backbone.torchvision_files if (hub / n).is_file()), None)
+    if cached is not None:
+        return convert_backbone(cached, backbone, dest)
     name = backbone.torchvision_files[0]
     with tempfile.TemporaryDirectory(prefix="watson_jax-") as tmp:
         checkpoint = fetch(
