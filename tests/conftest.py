@@ -7,6 +7,8 @@ happen before JAX initialises its backend.
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+# The suite never touches the network: pretrained=True without converted weights raises, as offline.
+os.environ.setdefault("WATSON_JAX_OFFLINE", "1")
 
 import importlib.util  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -98,7 +98,8 @@ def test_all_metrics_via_subprocess(images, no_weights):
     for name, value in rows.items():
         assert math.isfinite(value) and value > 0, (name, value)
     assert result.stderr.count(UNTUNED) == 1
-    assert "convert_weights.py" in result.stderr and str(no_weights) in result.stderr
+    assert "watson-jax convert" in result.stderr and str(no_weights) in result.stderr
+    assert "convert_weights.py" not in result.stderr  # a pip install has no such script
     assert "cropped" not in result.stderr
 
 
@@ -145,15 +146,38 @@ def test_no_crop_note_and_no_untuned_note_for_pixel_losses(capsys, images):
 
 
 def test_pretrained_weights_are_used_when_present(capsys, images, no_weights):
-    loss_weights = registry.lookup("Watson-DFT")
-    weights.save_params(
-        no_weights / weights.weights_filename(loss_weights.weights_stem, "rgb"),
-        loss_weights.init_params("rgb"),
-    )
+    # "Pretrained" weights that differ from the initial ones (the threshold parameters t_tild of every
+    # channel raised by 1): the printed value must be the one these weights give, computed here by the
+    # library on the same (cropped) images, and not the untuned value.
+    import jax
+
+    from watson_jax import LossProvider
+    from watson_jax.cli import load_pair
+
+    metric = registry.lookup("Watson-DFT")
+    initial = jax.tree.map(np.asarray, metric.init_params("rgb"))
+    tuned = {
+        k: ({**v, "t_tild": v["t_tild"] + 1.0} if isinstance(v, dict) else v) for k, v in initial.items()
+    }
+    weights.save_params(no_weights / weights.weights_filename(metric.weights_stem, "rgb"), tuned)
     status, out, err = _compare(capsys, images["ref"], images["noisy"], "-m", "l1,watson-dft")
     assert status == 0, err
-    assert list(_table(out)) == ["L1", "Watson-DFT"]
+    rows = _table(out)
+    assert list(rows) == ["L1", "Watson-DFT"]
     assert UNTUNED not in err
+
+    pair = load_pair(images["ref"], images["noisy"])
+    options = dict(reduction="sum", deterministic=True, weights_dir=no_weights)
+    expected = float(
+        LossProvider().get_loss_function("Watson-DFT", pretrained=True, **options)(pair.x, pair.y)
+    )
+    untuned = float(
+        LossProvider().get_loss_function("Watson-DFT", pretrained=False, **options)(pair.x, pair.y)
+    )
+    # The test weights change the value (measured: 1.6%) far beyond the table's print precision.
+    assert abs(expected - untuned) > 1e-3 * untuned
+    # The table prints 6 significant digits: a rounding error of at most 5e-6 relative.
+    assert rows["Watson-DFT"] == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -952,6 +952,8 @@ def test_backbone_round_trip(backbone, exported, converted_weights, random_backb
     module = _vgg16_features_module() if backbone is VGG else _squeezenet1_1_features_module()
     module.load_state_dict({k[len("features.") :]: v for k, v in back.items()}, strict=True)
 
-    status, _, stderr = _run(capsys, backbone.converter_flag, path, "--dest", tmp_path, "--allow-unverified")
+    status, _, stderr = _run(
+        capsys, convert.backbone_flag(backbone), path, "--dest", tmp_path, "--allow-unverified"
+    )
     assert status == 0, stderr
     assert _same_params(_params(tmp_path / backbone.filename), _params(converted_weights / backbone.filename))

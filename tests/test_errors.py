@@ -117,7 +117,7 @@ def test_unknown_name_lists_the_valid_ones():
 )
 def test_deeploss_without_backbone_names_the_checkpoint(name, checkpoint, flag, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(MissingBackboneError, match=f"(?s){checkpoint}.*convert_weights.py {flag} <path"):
+    with pytest.raises(MissingBackboneError, match=f"(?s){checkpoint}.*watson-jax convert {flag} <path"):
         make(name, weights_dir=tmp_path)
 
 
@@ -127,7 +127,7 @@ def test_deeploss_backbone_in_the_torch_hub_cache_is_pointed_out(tmp_path, monke
     (hub / "vgg16-397923af.pth").write_bytes(b"")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(
-        MissingBackboneError, match="(?s)in the torch hub cache.*convert_weights.py --vgg16 --dest"
+        MissingBackboneError, match="(?s)in the torch hub cache.*watson-jax convert --vgg16 --dest"
     ):
         make("Deeploss-VGG", weights_dir=tmp_path)
 
@@ -157,7 +157,7 @@ def test_missing_key():
 def test_missing_weights_name_the_converter_command(name, tmp_path):
     with pytest.raises(
         MissingWeightsError,
-        match=r"(?s)not found.*python convert_weights.py --source .* --dest " + str(tmp_path),
+        match=r"(?s)not found.*watson-jax convert --download --dest " + str(tmp_path),
     ):
         PROVIDER.get_loss_function(name, weights_dir=tmp_path)
     assert issubclass(MissingWeightsError, FileNotFoundError)
@@ -171,7 +171,7 @@ def test_weights_dir_from_environment(tmp_path, monkeypatch):
 
 def test_corrupt_weights(tmp_path):
     (tmp_path / "watson_dft_rgb.npz").write_bytes(b"not a zip archive at all")
-    with pytest.raises(WeightsError, match=r"corrupt.*convert_weights.py"):
+    with pytest.raises(WeightsError, match=r"corrupt.*watson-jax convert"):
         PROVIDER.get_loss_function("Watson-DFT", weights_dir=tmp_path)
 
 

@@ -133,11 +133,14 @@ def default_metric_names(weights_dir: str | None, image_hw: tuple[int, int]) -> 
         names.append(metric.name)
     notes = []
     if missing:
-        flags = " ".join(f"{m.backbone.converter_flag} <{m.backbone.torchvision_files[0]}>" for m in missing)
+        from .convert.commands import CONVERT_COMMAND, backbone_flag
+
+        flags = " ".join(f"{backbone_flag(m.backbone)} <{m.backbone.torchvision_files[0]}>" for m in missing)
         notes.append(
             f"note: skipped {', '.join(m.name for m in missing)}: no converted ImageNet backbone in "
-            f"{weights.weights_dir(weights_dir)}; convert torchvision's checkpoints once with: python "
-            f"convert_weights.py {flags} --dest {weights.weights_dir(weights_dir)}"
+            f"{weights.weights_dir(weights_dir)}; convert torchvision's checkpoints once with: "
+            f"{CONVERT_COMMAND} {flags} --dest {weights.weights_dir(weights_dir)} (or fetch them: "
+            f"{CONVERT_COMMAND} --download --dest {weights.weights_dir(weights_dir)})"
         )
     if too_small:
         notes.append(f"note: skipped {', '.join(too_small)}: the images are too small for their networks")
@@ -319,7 +322,8 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.map:
         write_map_figure(args.map, pair, losses)
         print(
-            f"note: wrote the distance maps to {args.map} (A, B, then {', '.join(l.name for l in losses)})",
+            f"note: wrote the distance maps to {args.map} (A, B, then "
+            f"{', '.join(loss.name for loss in losses)})",
             file=err,
         )
     return 0 if all(math.isfinite(v) for _, v in rows) else 1
@@ -374,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     subparsers.required = True
     _add_compare(subparsers)
+    subparsers.add_parser(
+        "convert",
+        add_help=False,
+        help="convert (or --download) the original weight files; see 'watson-jax convert --help'",
+    )
     return parser
 
 
@@ -382,6 +391,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0: success; 1: a loss returned a non-finite value; 2: usage error (message on stderr).
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["convert"]:
+        from . import convert
+
+        try:
+            return convert.main(argv[1:], prog=f"{PROG} convert")
+        except SystemExit as exit_:
+            return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

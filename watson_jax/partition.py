@@ -3,7 +3,7 @@
 Barron's density on x with shape α ≥ 0 and scale 1 is exp(−ρ(x, α)) / Z(α), with
 ρ(x, α) = (|α − 2|/α)·(((x²/|α − 2|) + 1)^(α/2) − 1) (limits: log(x²/2 + 1) at α = 0, x²/2 at α = 2,
 exp(x²/2) − 1 as α → ∞), so Z(α) = ∫ exp(−ρ(x, α)) dx. log Z is evaluated as a cubic Hermite spline in a
-compressed coordinate (SPEC §7):
+compressed coordinate (docs/reference.md §7):
 
   xs(α) = (2.25α − 4.5)/(|α − 2| + 0.25) + α + 2  for α < 4,   5/18·log(4α − 15) + 8  otherwise,
 
@@ -20,8 +20,8 @@ The library builds that table itself:
    moves the knots next to α = 0 and α = 2, where log Z is least smooth.
 This takes about 20 s on a 2-core CPU and is cached after the first use (in memory, and as
 ``log_partition_spline.npz`` in the weights folder). It agrees with Barron's shipped
-``partition_spline.npz`` within 1e-6 at every knot (measured: 1.1e-7 for values, 5e-8 for tangents); the converter can import
-that file instead (``convert_weights.py --partition-spline PATH``).
+``partition_spline.npz`` within 1e-6 at every knot (measured: 1.1e-7 for values, 5e-8 for tangents); the
+converter can import that file instead (``watson-jax convert --partition-spline PATH``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -170,7 +171,7 @@ def read_table(path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise WeightsError(
             f"{path} is not a valid log-partition table ({type(err).__name__}: {err}); delete it "
-            "to recompute it, or import Barron's with convert_weights.py --partition-spline."
+            "to recompute it, or import Barron's with watson-jax convert --partition-spline."
         ) from err
     n = X_MAX * X_SCALE + 1
     if (
@@ -202,7 +203,7 @@ def table(directory: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     return _cached_table(str(weights.weights_dir(directory)))
 
 
-def log_partition(alpha: jnp.ndarray, values: jnp.ndarray, tangents: jnp.ndarray) -> jnp.ndarray:
+def log_partition(alpha: jax.Array, values: jax.Array, tangents: jax.Array) -> jax.Array:
     """log Z(α) for α ≥ 0 by the cubic Hermite spline over (values, tangents), in α's dtype."""
     xs = curve(alpha) * X_SCALE
     n = values.shape[0]

@@ -290,7 +290,9 @@ class LoadedParameters:
     backbone: dict | None = None
 
 
-def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights_dir) -> LoadedParameters:
+def load_parameters(
+    config: LossConfig, *, pretrained: bool, image_size, weights_dir, download: bool = True
+) -> LoadedParameters:
     """The parameters of a loss, pretrained from the weights folder or initial, and what else it needs (the
     Adaptive table, a Deeploss backbone)."""
     metric = config.metric
@@ -305,9 +307,11 @@ def load_parameters(config: LossConfig, *, pretrained: bool, image_size, weights
         table = partition.table(weights_dir)
     params = metric.init_params(config.colorspace, image_size)
     if pretrained and metric.weights_stem is not None:
-        params = weights.load_pretrained(metric.weights_stem, config.colorspace, params, weights_dir)
+        params = weights.load_pretrained(
+            metric.weights_stem, config.colorspace, params, weights_dir, download=download
+        )
     if metric.backbone is not None:
-        backbone = weights.load_backbone(metric.backbone, weights_dir)
+        backbone = weights.load_backbone(metric.backbone, weights_dir, download=download)
     return LoadedParameters(params, table, image_size, backbone)
 
 
@@ -331,6 +335,7 @@ class LossProvider:
         luminance: str = "image",
         precision: str = "highest",
         weights_dir=None,
+        download: bool = True,
     ) -> Loss:
         """Build a loss.
 
@@ -351,10 +356,12 @@ class LossProvider:
             Deeploss's convolutions, for training. The Watson, SSIM and Adaptive transforms always request
             full precision.
           weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
+          download: fetch, check (pinned sha256) and convert missing pretrained weights on first use
+            (False, or ``$WATSON_JAX_OFFLINE=1``: never touch the network).
         """
         config = make_config(name, colorspace, reduction, deterministic, luminance, precision)
         loaded = load_parameters(
-            config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir
+            config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir, download=download
         )
         constants = None
         if loaded.table is not None:

@@ -3,12 +3,16 @@
 A weight file is an ``.npz`` archive of float32 arrays (no pickles: loaded with ``allow_pickle=False``),
 one entry per parameter leaf, keyed by its path in the parameter pytree joined with '/', e.g.
 ``ly/t_tild``. Entries whose names start with '__' are metadata (format version, provenance).
-The converter (``convert_weights.py``) writes them from the original ``.pth`` files.
+The converter (``watson-jax convert``, :mod:`watson_jax.convert`) writes them from the original ``.pth``
+files; :func:`load_pretrained` and :func:`load_backbone` fetch and convert those on first use unless
+``download=False`` or ``$WATSON_JAX_OFFLINE`` is set. Files are written atomically (temporary file, then
+``os.replace``).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -36,11 +40,25 @@ def weights_filename(stem: str, colorspace: str) -> str:
     return f"{stem}_{_COLORSPACE_SUFFIX[colorspace]}.npz"
 
 
-def converter_command(dest: Path) -> str:
-    return (
-        f"python convert_weights.py --source <folder with the original *_trial0.pth files, e.g. the "
-        f"original repository's src/loss/weights> --dest {dest}"
-    )
+def converter_command(dest: str | os.PathLike) -> str:
+    """The command that writes the converted original weight files into ``dest``."""
+    from .convert.commands import converter_command
+
+    return converter_command(dest)
+
+
+def _backbone_command(backbone, folder: Path) -> str:
+    from .convert.commands import CONVERT_COMMAND, backbone_flag
+
+    checkpoint = backbone.torchvision_files[0]
+    return f"{CONVERT_COMMAND} {backbone_flag(backbone)} <path to {checkpoint}> --dest {folder}"
+
+
+def download_allowed(download: bool) -> bool:
+    """``download`` unless ``$WATSON_JAX_OFFLINE`` forbids the network."""
+    from .convert.download import offline
+
+    return download and not offline()
 
 
 def flatten(params: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -74,8 +92,14 @@ def save_params(path: str | os.PathLike, params: dict, **metadata: str) -> Path:
     arrays = {k: np.asarray(v, np.float32) for k, v in flatten(params).items()}
     arrays[f"{META_PREFIX}format__"] = np.asarray(FORMAT_VERSION)
     arrays.update({f"{META_PREFIX}{k}__": np.asarray(str(v)) for k, v in metadata.items()})
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -132,11 +156,26 @@ def read_checked_params(path: str | os.PathLike, template: dict, how_to_convert:
 
 
 def load_pretrained(
-    stem: str, colorspace: str, template: dict, directory: str | os.PathLike | None = None
+    stem: str,
+    colorspace: str,
+    template: dict,
+    directory: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
 ) -> dict:
-    """The converted pretrained parameters of a loss, checked against its parameter ``template``."""
+    """The converted pretrained parameters of a loss, checked against its parameter ``template``.
+
+    When the file is absent and ``download`` (and not ``$WATSON_JAX_OFFLINE``), the original file is fetched,
+    checked against its pinned sha256 and converted into the folder first; else MissingWeightsError names the
+    converter command.
+    """
     folder = weights_dir(directory)
     path = folder / weights_filename(stem, colorspace)
+    if not path.is_file() and download_allowed(download):
+        from .convert.download import download_reference_file
+        from .convert.formats import _BY_OUR_NAME
+
+        download_reference_file(_BY_OUR_NAME[path.name].reference_name, folder)
     if not path.is_file():
         raise MissingWeightsError(
             f"pretrained weights {path} not found. Convert the original weights once with:\n  "
@@ -154,32 +193,34 @@ def torch_hub_checkpoints() -> Path:
     return Path(home).expanduser() / "hub" / "checkpoints"
 
 
-def load_backbone(backbone, directory: str | os.PathLike | None = None) -> dict:
+def load_backbone(backbone, directory: str | os.PathLike | None = None, *, download: bool = True) -> dict:
     """The converted ImageNet backbone of a Deeploss loss (a :class:`watson_jax.losses.deeploss.Backbone`),
-    checked against its layout."""
+    checked against its layout; fetched from torchvision's URL and converted first when absent and
+    ``download`` (and not ``$WATSON_JAX_OFFLINE``)."""
     folder = weights_dir(directory)
     path = folder / backbone.filename
+    if not path.is_file() and download_allowed(download):
+        from .convert.download import download_backbone
+
+        download_backbone(backbone, folder)
     if not path.is_file():
         hub = torch_hub_checkpoints()
         cached = [hub / f for f in backbone.torchvision_files if (hub / f).is_file()]
         if cached:
+            flag = _backbone_command(backbone, folder).replace(
+                f" <path to {backbone.torchvision_files[0]}>", ""
+            )
             how = (
                 f"torchvision's checkpoint is in the torch hub cache ({cached[0]}); convert it once with:\n  "
-                f"python convert_weights.py {backbone.converter_flag} --dest {folder}"
+                f"{flag}"
             )
         else:
             how = (
                 f"provide torchvision's ImageNet checkpoint {' or '.join(backbone.torchvision_files)} and "
-                f"convert it once with:\n  python convert_weights.py {backbone.converter_flag} "
-                f"<path to {backbone.torchvision_files[0]}> --dest {folder}\n(without a path the converter "
-                f"looks in the torch hub cache, {hub})"
+                f"convert it once with:\n  {_backbone_command(backbone, folder)}\n(without a path the "
+                f"converter looks in the torch hub cache, {hub})"
             )
         raise MissingBackboneError(
             f"{backbone.metric} needs the ImageNet {backbone.name} backbone, but {path} was not found: {how}"
         )
-    return read_checked_params(
-        path,
-        backbone.template(),
-        f"python convert_weights.py {backbone.converter_flag} "
-        f"<path to {backbone.torchvision_files[0]}> --dest {folder}",
-    )
+    return read_checked_params(path, backbone.template(), _backbone_command(backbone, folder))

@@ -141,13 +141,11 @@ class Backbone:
       layout: layer name (torchvision's ``features.<i>[.<part>]``) → HWIO kernel shape.
       channels: channels of each tap.
       features: (backbone params, NHWC images) → list of taps.
-      converter_flag: the ``convert_weights.py`` option that converts its checkpoint.
       min_size: the smallest H and W it takes (every pooling stage needs at least one pixel).
     """
 
     name: str
     metric: str
-    converter_flag: str
     torchvision_files: tuple[str, ...]
     layout: dict
     channels: tuple[int, ...]
@@ -170,7 +168,6 @@ BACKBONES = {
     "Deeploss-VGG": Backbone(
         "vgg16",
         "Deeploss-VGG",
-        "--vgg16",
         ("vgg16-397923af.pth",),
         _vgg16_layout(),
         (64, 128, 256, 512, 512),
@@ -180,7 +177,6 @@ BACKBONES = {
     "Deeploss-Squeeze": Backbone(
         "squeezenet1_1",
         "Deeploss-Squeeze",
-        "--squeezenet",
         ("squeezenet1_1-b8a52dc0.pth", "squeezenet1_1-f364aa15.pth"),
         _squeezenet_layout(),
         (64, 128, 256, 384, 384, 512, 512),

@@ -45,6 +45,7 @@ class LossProvider:
         luminance: str = "image",
         precision: str = "highest",
         weights_dir=None,
+        download: bool = True,
     ) -> Loss:
         """Build a loss as a ``torch.nn.Module`` in evaluation mode, on the CPU, float32.
 
@@ -69,7 +70,10 @@ class LossProvider:
             convolutions on NVIDIA GPUs), faster for training. The other losses compute in full precision
             either way.
           weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or
-            ``~/.cache/watson_jax``. The Adaptive loss also reads its log-partition table from there
+            ``~/.cache/watson_jax``.
+          download: fetch, check (pinned sha256) and convert missing pretrained weights on first use
+            (False, or ``$WATSON_JAX_OFFLINE=1``: never touch the network).
+            The Adaptive loss also reads its log-partition table from there
             (:func:`watson_jax.partition.table`: computed on first use, ~25 s, and saved there).
 
         The module's ``train()`` mode is the reference's tuning mode (Watson-DFT: phase of the four real DFT
@@ -82,7 +86,7 @@ class LossProvider:
                 f"{', '.join(self.available())}."
             )
         loaded = load_parameters(
-            config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir
+            config, pretrained=pretrained, image_size=image_size, weights_dir=weights_dir, download=download
         )
         loss = _BUILDERS[config.name](config, loaded)
         if pretrained:
