@@ -167,6 +167,7 @@ def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transf
 
     rng = np.random.default_rng(11)
     fn = distances.dft_distances if transform == "dft" else distances.dct_distances
+    inputs = distances.DftInputs if transform == "dft" else distances.DctInputs
     with jax.enable_x64(True):
         args = jax.tree.map(jnp.asarray, distance_arguments(transform, rng, beta, dropout))
         n_diff = 5 if transform == "dft" else 4  # the DFT's dropout scales are constants
@@ -174,7 +175,7 @@ def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transf
         tangents = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), args[:n_diff])
         results = []
         for f in (fn, fn.fun):
-            scalar = lambda *a, f=f: jnp.sum(f(*a, *args[n_diff:]) * weights)  # noqa: E731
+            scalar = lambda *a, f=f: jnp.sum(f(inputs(*a, *args[n_diff:])) * weights)  # noqa: E731
             grads = jax.grad(scalar, argnums=tuple(range(n_diff)))(*args[:n_diff])
             results.append((grads, jax.jvp(scalar, args[:n_diff], tangents)[1]))
     (hand, hand_jvp), (auto, auto_jvp) = results
@@ -227,4 +228,6 @@ def test_the_dropout_scales_are_not_differentiated():
 
     args = jax.tree.map(jnp.asarray, distance_arguments("dft", np.random.default_rng(15), 1.0, True))
     with pytest.raises(ValueError, match="dropout scales are constants"):
-        jax.grad(lambda scale: jnp.sum(distances.dft_distances(*args[:5], scale, args[6])))(args[5])
+        jax.grad(
+            lambda scale: jnp.sum(distances.dft_distances(distances.DftInputs(*args[:5], scale, args[6])))
+        )(args[5])

@@ -229,7 +229,7 @@ def test_phase_term_is_arccos_of_the_shrunk_cosine_of_the_phase_difference():
             (jnp.asarray(re0), jnp.asarray(im0)),
             (jnp.asarray(re1), jnp.asarray(im1)),
             jnp.asarray(same),
-        )["angle"]
+        ).angle
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     assert np.all(np.asarray(got)[same] == np.arccos(k))
 
@@ -240,7 +240,7 @@ def test_phase_term_derivative_matches_central_differences(re1, im1):
     formula switches between arccos(k|cos|) and π − arccos(k|cos|)."""
 
     def angle(re, im):
-        return phase.phase_parts((jnp.array(1.0), jnp.array(0.0)), (re, im), jnp.array(False))["angle"]
+        return phase.phase_parts((jnp.array(1.0), jnp.array(0.0)), (re, im), jnp.array(False)).angle
 
     h = 1e-7
     with jax.enable_x64(True):
@@ -260,12 +260,12 @@ def test_amplitude_change_is_the_difference_of_amplitudes_and_exactly_zero_for_n
     amp = lambda re, im: np.sqrt((re + 1e-10) ** 2 + (im + 1e-10) ** 2)  # noqa: E731
     with jax.enable_x64(True):
         got = masking.amplitudes(tuple(map(jnp.asarray, c0)), tuple(map(jnp.asarray, c1)))
-    np.testing.assert_allclose(got["amp0"], amp(*c0), rtol=1e-15)
-    np.testing.assert_allclose(got["change"], amp(*c1) - amp(*c0), atol=1e-14)
-    assert np.all(np.asarray(got["change"])[:11] == 0)
+    np.testing.assert_allclose(got.amp0, amp(*c0), rtol=1e-15)
+    np.testing.assert_allclose(got.change, amp(*c1) - amp(*c0), atol=1e-14)
+    assert np.all(np.asarray(got.change)[:11] == 0)
     for c, unit in [
-        (c0, got["unit0"]),
-        (c1, got["unit1"]),
+        (c0, got.unit0),
+        (c1, got.unit1),
     ]:  # the derivative of A: z / A, 0 at A = 0
         with np.errstate(invalid="ignore"):
             want = (c + 1e-10) / amp(*c)

@@ -1,8 +1,18 @@
 """watson_jax: the perceptual losses of Czolbe et al. (NeurIPS 2020) as pure JAX functions.
 
-from watson_jax import LossProvider
-loss = LossProvider().get_loss_function('Watson-DFT', colorspace='RGB', deterministic=True)
-d = loss(x, y)          # x: input, y: target (masking reference), NHWC in [0, 1]
+One typed function per loss (inputs ``x`` and targets ``y``: NHWC batches in [0, 1]; one distance per
+image)::
+
+    import watson_jax
+    params = watson_jax.pretrained_params("Watson-DFT", "RGB")
+    d = watson_jax.watson_dft(x, y, params)                     # (N,)
+    d = watson_jax.watson_dft(x, y, params, key=key, random_shift=True)   # training, as the paper
+
+and the reference's entry point, a façade over them::
+
+    from watson_jax import LossProvider
+    loss = LossProvider().get_loss_function("Watson-DFT", colorspace="RGB", deterministic=True)
+    total = loss(x, y)
 """
 
 from .errors import (
@@ -13,14 +23,41 @@ from .errors import (
     OptionError,
     WeightsError,
 )
+from .functions import (
+    adaptive,
+    deeploss_squeeze,
+    deeploss_vgg,
+    l1,
+    l2,
+    ssim,
+    watson_dct,
+    watson_dft,
+)
+from .parameters import init_params, load_backbone, log_partition_table, pretrained_params
 from .provider import Loss, LossConfig, LossProvider
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # the losses
+    "l1",
+    "l2",
+    "ssim",
+    "watson_dct",
+    "watson_dft",
+    "adaptive",
+    "deeploss_vgg",
+    "deeploss_squeeze",
+    # their parameters
+    "init_params",
+    "pretrained_params",
+    "load_backbone",
+    "log_partition_table",
+    # the reference-compatible façade
     "LossProvider",
     "Loss",
     "LossConfig",
+    # errors
     "InputError",
     "InputTypeError",
     "OptionError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 from typing import Any
 
@@ -16,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import blocks, partition, registry, weights
+from . import partition, registry, weights
 from .color import rgb_to_grey
 from .errors import OptionError
 from .losses import adaptive
-from .validation import check_images, check_key, check_shift, compute_dtype
+from .validation import check_images, check_shift, compute_dtype
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,36 +89,32 @@ class Constants:
         return isinstance(other, Constants) and other._digest == self._digest
 
 
-@jax.tree_util.register_pytree_node_class
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["params", "frozen"], meta_fields=["config", "constants"]
+)
+@dataclasses.dataclass(eq=False, repr=False)
 class Loss:
     """A perceptual or pixel loss with its parameters: ``loss(x, y, key=None)``.
 
     ``x`` is the input and ``y`` the target (for Watson, the masking reference): NHWC float arrays with values
     in [0, 1], 3 channels for 'RGB', 1 or 3 (converted to grey) for greyscale. Returns one distance per image
     (N,) for reduction 'none', else their sum or mean.
+
+    A pytree: the parameters and the frozen arrays (a Deeploss backbone, up to 15M numbers: an argument of
+    compiled programs, not baked into them) are its leaves; the options and the constants its static
+    structure.
     """
 
-    def __init__(
-        self,
-        params: Any,
-        config: LossConfig,
-        constants: Constants | None = None,
-        frozen: Any = None,
-    ):
-        self.params = params
-        self.config = config
-        self.constants = Constants() if constants is None else constants
-        self.frozen = {} if frozen is None else frozen
+    params: Any
+    config: LossConfig
+    constants: Constants = dataclasses.field(default_factory=lambda: Constants())
+    frozen: Any = dataclasses.field(default_factory=dict)
 
-    # -- pytree protocol: the parameters and the frozen arrays are the children; options and constants
-    # the static structure. The frozen backbone (up to 15M numbers) is a child, not a constant, so that it
-    # reaches compiled programs as an argument instead of being baked into them.
-    def tree_flatten(self):
-        return (self.params, self.frozen), (self.config, self.constants)
-
-    @classmethod
-    def tree_unflatten(cls, static, children):
-        return cls(children[0], *static, frozen=children[1])
+    def __post_init__(self):
+        if self.constants is None:
+            self.constants = Constants()
+        if self.frozen is None:
+            self.frozen = {}
 
     def __repr__(self) -> str:
         c = self.config
@@ -152,7 +149,7 @@ class Loss:
         tuning: bool = False,
         elementwise: bool = False,
         spatial: bool = False,
-    ) -> jnp.ndarray:
+    ) -> jax.Array:
         return self.apply(
             self.params,
             x,
@@ -175,7 +172,7 @@ class Loss:
         tuning: bool = False,
         elementwise: bool = False,
         spatial: bool = False,
-    ) -> jnp.ndarray:
+    ) -> jax.Array:
         """The loss with explicit parameters: a pure function of (params, x, y, key), for tuning.
 
         Args:
@@ -227,23 +224,15 @@ class Loss:
         params = jax.tree.map(lambda p: jnp.asarray(p, dtype), params)
         if c.colorspace == "grey" and x.shape[-1] == 3:
             x, y = rgb_to_grey(x), rgb_to_grey(y)
-
-        shift_key = dropout_key = None
-        if needs_key:
-            check_key(key)
-            shift_key, dropout_key = jax.random.split(key)
-        offset = None
-        if metric.random_shift and not spatial and (shift is not None or not c.deterministic):
-            offset = blocks.random_offset(shift_key) if shift is None else shift
-
-        backbone = jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, dtype)), self.frozen)
-        options = dict(
-            luminance=c.luminance,
+        options = registry.CallOptions(
+            key=key if needs_key else None,
+            random_shift=metric.random_shift and not c.deterministic and not spatial,
+            shift=None if spatial else shift,
             tuning=tuning,
-            key=dropout_key,
-            constants=self.constants,
-            backbone=backbone,
-            shift=offset,
+            luminance=c.luminance,
+            precision=c.precision,
+            table=self.constants.arrays.get("log_partition"),
+            backbone=jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, dtype)), self.frozen),
         )
         # 'default' leaves the precision to the caller's own setting or the backend's default.
         precision = (
@@ -251,10 +240,10 @@ class Loss:
         )
         with precision:
             if spatial:
-                return metric.spatial(params, x, y, **options)
+                return metric.spatial(params, x, y, options)
             if elementwise:
-                return metric.elementwise(params, x, y, **options)
-            per_image = metric.distance(params, x, y, **options)
+                return metric.elementwise(params, x, y, options)
+            per_image = metric.distance(params, x, y, options)
         if c.reduction == "none":
             return per_image
         return jnp.sum(per_image) if c.reduction == "sum" else jnp.mean(per_image)
@@ -355,7 +344,8 @@ class LossProvider:
             'default': the backend's faster default (e.g. TF32 on NVIDIA GPUs, bfloat16 passes on TPUs) for
             Deeploss's convolutions, for training. The Watson, SSIM and Adaptive transforms always request
             full precision.
-          weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or ``~/.cache/watson_jax``.
+          weights_dir: folder of converted weights; default ``$WATSON_JAX_WEIGHTS`` or
+            ``~/.cache/watson_jax``.
           download: fetch, check (pinned sha256) and convert missing pretrained weights on first use
             (False, or ``$WATSON_JAX_OFFLINE=1``: never touch the network).
         """

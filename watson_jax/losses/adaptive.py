@@ -5,7 +5,8 @@ shipped weights belong to that behaviour). For each image, with d = x − y in N
 
 1. colour step: the C·H·W values taken as rows of 3 consecutive values (so neighbouring pixels of one
    channel, not the three channels of a pixel), each row r → 1.580227820074 · r K, with
-   K = [[0.299, −0.14714119, 0.61497538], [0.587, −0.28886916, −0.51496512], [0.114, 0.43601035, −0.10001026]];
+   K = [[0.299, −0.14714119, 0.61497538], [0.587, −0.28886916, −0.51496512],
+   [0.114, 0.43601035, −0.10001026]];
 2. transform step: an orthonormal DCT-II along H, then along C (length 3); nothing along W;
 3. per dimension (C·H·W of them) α = sigmoid(latent_alpha)·(1.999 − 0.001) + 0.001 and
    scale = (1 − 1e-5)·softplus(latent_scale + log(e − 1)) + 1e-5;
@@ -66,7 +67,7 @@ def _dct_matrix(n: int) -> np.ndarray:
     return np.sqrt(2 / n) * c * np.cos(np.pi * (2 * i[None, :] + 1) * k / (2 * n))
 
 
-def representation(d: jnp.ndarray) -> jnp.ndarray:
+def representation(d: jax.Array) -> jax.Array:
     """Steps 1–2 on NHWC differences with 3 channels → (N, 3, H, W) coefficients (NCHW memory order)."""
     n, h, w, c = d.shape
     rows = jnp.transpose(d, (0, 3, 1, 2)).reshape(n, -1, 3)
@@ -87,7 +88,7 @@ def representation(d: jnp.ndarray) -> jnp.ndarray:
     )
 
 
-def alpha_and_scale(params: dict) -> tuple[jnp.ndarray, jnp.ndarray]:
+def alpha_and_scale(params: dict) -> tuple[jax.Array, jax.Array]:
     """The bounded per-dimension shape α ∈ (0.001, 1.999) and scale > 1e-5 from the latents."""
     alpha = jax.nn.sigmoid(params["latent_alpha"]) * (ALPHA_HI - ALPHA_LO) + ALPHA_LO
     scale = (1 - SCALE_LO) * jax.nn.softplus(params["latent_scale"] + np.log(np.e - 1)) + SCALE_LO
@@ -102,7 +103,7 @@ def rho(v, alpha, scale):
     return (b / a) * ((z / b + 1) ** (0.5 * alpha) - 1)
 
 
-def nll_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, table: dict) -> jnp.ndarray:
+def nll_map(params: dict, x: jax.Array, y: jax.Array, *, table: dict) -> jax.Array:
     """The elementwise NLL of NHWC images (grey replicated to 3 channels), returned NHWC (N, H, W, 3)."""
     if x.shape[-1] == 1:
         x, y = jnp.repeat(x, 3, axis=-1), jnp.repeat(y, 3, axis=-1)
@@ -123,6 +124,6 @@ def nll_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, table: dict) -> jnp
     return jnp.transpose(nll.reshape(n, c, h, w), (0, 2, 3, 1))
 
 
-def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, table: dict) -> jnp.ndarray:
+def distance(params: dict, x: jax.Array, y: jax.Array, *, table: dict) -> jax.Array:
     """Σ of the NLL terms of each image, (N,)."""
     return jnp.sum(nll_map(params, x, y, table=table), axis=(1, 2, 3))

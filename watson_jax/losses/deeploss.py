@@ -42,7 +42,7 @@ from ..mathops import dropout_scale
 # -- layers ------------------------------------------------------------------------------------------
 
 
-def conv(p: dict, x: jnp.ndarray, *, stride: int = 1, padding: int = 0) -> jnp.ndarray:
+def conv(p: dict, x: jax.Array, *, stride: int = 1, padding: int = 0) -> jax.Array:
     """2-D convolution + bias, NHWC input, HWIO kernel (precision from the surrounding
     ``jax.default_matmul_precision``, which the loss sets)."""
     y = jax.lax.conv_general_dilated(
@@ -55,7 +55,7 @@ def conv(p: dict, x: jnp.ndarray, *, stride: int = 1, padding: int = 0) -> jnp.n
     return y + p["bias"].astype(x.dtype)
 
 
-def conv_relu(p: dict, x: jnp.ndarray, **kwargs) -> jnp.ndarray:
+def conv_relu(p: dict, x: jax.Array, **kwargs) -> jax.Array:
     return jax.nn.relu(conv(p, x, **kwargs))
 
 
@@ -67,7 +67,7 @@ def _pooled_size(n: int, window: int, stride: int, ceil_mode: bool) -> int:
     return out - 1 if (out - 1) * stride >= n else out
 
 
-def max_pool(x: jnp.ndarray, window: int, stride: int, *, ceil_mode: bool = False) -> jnp.ndarray:
+def max_pool(x: jax.Array, window: int, stride: int, *, ceil_mode: bool = False) -> jax.Array:
     """Max-pooling over H and W; ceil mode pads the bottom and right edges with −∞ as PyTorch does."""
     _, h, w, _ = x.shape
     pads = [(0, 0)]
@@ -80,7 +80,7 @@ def max_pool(x: jnp.ndarray, window: int, stride: int, *, ceil_mode: bool = Fals
     )
 
 
-def fire(p: dict, name: str, x: jnp.ndarray) -> jnp.ndarray:
+def fire(p: dict, name: str, x: jax.Array) -> jax.Array:
     """SqueezeNet's Fire module: squeeze 1×1 + ReLU, then [ReLU(expand 1×1), ReLU(expand 3×3, pad 1)]."""
     s = conv_relu(p[f"{name}.squeeze"], x)
     return jnp.concatenate(
@@ -104,7 +104,7 @@ def _squeezenet_layout() -> dict[str, tuple[int, ...]]:
     return layout
 
 
-def vgg16_features(p: dict, x: jnp.ndarray) -> list[jnp.ndarray]:
+def vgg16_features(p: dict, x: jax.Array) -> list[jax.Array]:
     """The five VGG16 taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of NHWC images."""
     taps = []
     for k, convs in enumerate(_VGG16_SLICES):
@@ -116,7 +116,7 @@ def vgg16_features(p: dict, x: jnp.ndarray) -> list[jnp.ndarray]:
     return taps
 
 
-def squeezenet1_1_features(p: dict, x: jnp.ndarray) -> list[jnp.ndarray]:
+def squeezenet1_1_features(p: dict, x: jax.Array) -> list[jax.Array]:
     """The seven SqueezeNet 1.1 taps of NHWC images (64, 128, 256, 384, 384, 512, 512 channels)."""
     x = conv_relu(p["features.0"], x, stride=2)
     taps = [x]
@@ -153,7 +153,7 @@ class Backbone:
     min_size: int
 
     def template(self) -> dict:
-        """A parameter pytree of the right shapes (zero-cost read-only zeros), for checking converted files."""
+        """A parameter pytree of the right shapes (zero-cost read-only zeros), to check converted files."""
         zeros = lambda shape: np.broadcast_to(np.float32(0), shape)  # noqa: E731
         return {
             name: {"kernel": zeros(shape), "bias": zeros(shape[-1:])} for name, shape in self.layout.items()
@@ -198,7 +198,7 @@ def init_params(metric: str, colorspace: str = "rgb") -> dict:
     return {f"lin{k}": np.ones(c, np.float32) for k, c in enumerate(BACKBONES[metric].channels)}
 
 
-def unit_normalise(f: jnp.ndarray) -> jnp.ndarray:
+def unit_normalise(f: jax.Array) -> jax.Array:
     """f / (√(Σ_c f²) + ε) over the last axis, with a finite gradient where Σ_c f² = 0 (module docstring)."""
     squares = jnp.sum(f * f, axis=-1, keepdims=True)
     positive = squares > 0
@@ -206,7 +206,7 @@ def unit_normalise(f: jnp.ndarray) -> jnp.ndarray:
     return f / (norm + EPS)
 
 
-def _scaled_rgb(x: jnp.ndarray) -> jnp.ndarray:
+def _scaled_rgb(x: jax.Array) -> jax.Array:
     if x.shape[-1] == 1:
         x = jnp.repeat(x, 3, axis=-1)
     return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / jnp.asarray(LPIPS_SCALE, x.dtype)
@@ -214,14 +214,14 @@ def _scaled_rgb(x: jnp.ndarray) -> jnp.ndarray:
 
 def layer_maps(
     params: dict,
-    x: jnp.ndarray,
-    y: jnp.ndarray,
+    x: jax.Array,
+    y: jax.Array,
     *,
     metric: str,
     backbone: dict,
     tuning: bool = False,
     key=None,
-) -> list[jnp.ndarray]:
+) -> list[jax.Array]:
     """m_l of every tap, (N, h_l, w_l) each; x and y NHWC with 1 or 3 channels. ``tuning``: dropout on the
     heads' inputs, drawn from ``key``."""
     # Two backbone calls rather than one on the concatenated batch: when only x is differentiated (a
@@ -241,20 +241,20 @@ def layer_maps(
 
 def distance(
     params: dict,
-    x: jnp.ndarray,
-    y: jnp.ndarray,
+    x: jax.Array,
+    y: jax.Array,
     *,
     metric: str,
     backbone: dict,
     tuning: bool = False,
     key=None,
-) -> jnp.ndarray:
+) -> jax.Array:
     """D of each image pair, (N,)."""
     maps = layer_maps(params, x, y, metric=metric, backbone=backbone, tuning=tuning, key=key)
     return sum(jnp.mean(m, axis=(1, 2)) for m in maps)
 
 
-def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray, *, metric: str, backbone: dict) -> jnp.ndarray:
+def distance_map(params: dict, x: jax.Array, y: jax.Array, *, metric: str, backbone: dict) -> jax.Array:
     """Σ_l upsample(m_l) / (H·W), (N, H, W): each layer's map upsampled bilinearly (half-pixel centres,
     like LPIPS's spatial mode) to the input size. Its sum over pixels approximates D (exactly for taps at
     full resolution; the interpolation moves the others slightly: 3e-4 relative for 64×64 images)."""

@@ -15,6 +15,8 @@ the per-channel parameters broadcast along the three last axes.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -33,7 +35,7 @@ def smoothmax_slope(a, b):
     return sig + (a - b) * sig * (1 - sig)
 
 
-def log_luminance_ratio(dc: jnp.ndarray, luminance: str) -> jnp.ndarray:
+def log_luminance_ratio(dc: jax.Array, luminance: str) -> jax.Array:
     """log((DC + ε)/(L̄ + ε)) per block, (N, B, C, 1, 1), from the target's DC coefficients ``dc``
     (N, B, C); L̄ is their mean over each image's blocks ('image') or over the whole batch ('batch')."""
     axes = (1,) if luminance == "image" else (0, 1)
@@ -41,11 +43,24 @@ def log_luminance_ratio(dc: jnp.ndarray, luminance: str) -> jnp.ndarray:
     return jnp.log((dc + EPS) / (mean + EPS))[..., None, None]
 
 
-def masking(p: dict, ref: jnp.ndarray, change: jnp.ndarray, log_ratio: jnp.ndarray) -> dict:
-    """The per-coefficient error d and the steps to it, each (N, B, C, U, V): ``log_t_l`` (log t_L),
-    ``t_l``, ``contrast`` ((|ref| + ε)^w t_L^(1−w)), ``w``, ``log_ref`` (log(|ref| + ε)), ``s``,
-    ``ratio`` (change/s), ``log_err`` (log(|ratio| + ε)) and ``d``. ``log_ratio`` is
-    :func:`log_luminance_ratio` of the target's DC."""
+class Masking(NamedTuple):
+    """The per-coefficient error of :func:`masking` and the steps to it, each (N, B, C, U, V) (``w``: the
+    channels' (C, 1, 1) weights)."""
+
+    log_t_l: jax.Array  # log t_L
+    t_l: jax.Array  # t_L
+    contrast: jax.Array  # (|ref| + ε)^w · t_L^(1−w)
+    w: jax.Array  # sigmoid(w_tild)
+    log_ref: jax.Array  # log(|ref| + ε)
+    s: jax.Array  # smoothmax(t_L, contrast)
+    ratio: jax.Array  # change / s
+    log_err: jax.Array  # log(|ratio| + ε)
+    d: jax.Array  # (|ratio| + ε)^β
+
+
+def masking(p: dict, ref: jax.Array, change: jax.Array, log_ratio: jax.Array) -> Masking:
+    """The per-coefficient error d and the steps to it (:class:`Masking`). ``log_ratio`` is
+    :func:`log_luminance_ratio` of the target's DC; ``p`` the stacked channel parameters."""
     log_t_l = p["t_tild"] + p["alpha"] * log_ratio  # log t_L = log T + α log(DC / L̄)
     w = jax.nn.sigmoid(p["w_tild"])
     log_ref = jnp.log(abs_(ref) + EPS)
@@ -58,31 +73,29 @@ def masking(p: dict, ref: jnp.ndarray, change: jnp.ndarray, log_ratio: jnp.ndarr
     s = smoothmax(t_l, contrast)
     ratio = change / s
     log_err = jnp.log(abs_(ratio) + EPS)
-    return {
-        "log_t_l": log_t_l,
-        "t_l": t_l,
-        "contrast": contrast,
-        "w": w,
-        "log_ref": log_ref,
-        "s": s,
-        "ratio": ratio,
-        "log_err": log_err,
-        "d": jnp.exp(p["beta"] * log_err),
-    }
+    return Masking(log_t_l, t_l, contrast, w, log_ref, s, ratio, log_err, jnp.exp(p["beta"] * log_err))
 
 
-def amplitude(re: jnp.ndarray, im: jnp.ndarray) -> jnp.ndarray:
+def amplitude(re: jax.Array, im: jax.Array) -> jax.Array:
     """A = √((Re c + ε)² + (Im c + ε)²), the amplitude of a DFT coefficient in the reference (SPEC §5)."""
     return jnp.sqrt((re + EPS) ** 2 + (im + EPS) ** 2)
 
 
-def amplitudes(target, inp) -> dict:
-    """The amplitudes A (:func:`amplitude`) of target and input coefficients given as
-    (re, im) pairs, A1 − A0 without cancellation, and their derivatives; each (N, B, C, U, V).
+class Amplitudes(NamedTuple):
+    """What :func:`amplitudes` returns, each (N, B, C, U, V); the unit vectors as (re, im) pairs."""
+
+    amp0: jax.Array  # A0, the target's amplitudes
+    change: jax.Array  # A1 − A0
+    unit0: tuple[jax.Array, jax.Array]  # z0/A0: ∂A0/∂(Re c0, Im c0); 0 where A0 = 0
+    unit1: tuple[jax.Array, jax.Array]  # z1/A1
+
+
+def amplitudes(target, inp) -> Amplitudes:
+    """The amplitudes A (:func:`amplitude`) of target and input coefficients given as (re, im) pairs,
+    A1 − A0 without cancellation, and their derivatives (:class:`Amplitudes`).
 
     With z = c + ε(1 + i), A1 − A0 = (A1² − A0²)/(A1 + A0) = (c1 − c0)·(z0 + z1)/(A0 + A1), exactly 0 where
-    the coefficients are equal. Entries: ``amp0``, ``change`` (A1 − A0), and ``unit0``, ``unit1``
-    (z/A as (re, im) pairs, the derivative of A in Re c and Im c; 0 where A = 0).
+    the coefficients are equal.
     """
     (re0, im0), (re1, im1) = target, inp
     z0x, z0y, z1x, z1y = re0 + EPS, im0 + EPS, re1 + EPS, im1 + EPS
@@ -90,9 +103,4 @@ def amplitudes(target, inp) -> dict:
     total = amp0 + amp1
     change = ((re1 - re0) * (z0x + z1x) + (im1 - im0) * (z0y + z1y)) / jnp.where(total > 0, total, 1)
     inv0, inv1 = reciprocal_or_zero(amp0), reciprocal_or_zero(amp1)
-    return {
-        "amp0": amp0,
-        "change": change,
-        "unit0": (z0x * inv0, z0y * inv0),
-        "unit1": (z1x * inv1, z1y * inv1),
-    }
+    return Amplitudes(amp0, change, (z0x * inv0, z0y * inv0), (z1x * inv1, z1y * inv1))

@@ -9,6 +9,7 @@ cos(φ1 − φ0) = e0·e1, and arccos is :func:`acos_one_minus`, a polynomial wi
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,7 @@ def _asin_coefficients(dtype_name: str) -> tuple[float, ...]:
     raise AssertionError("no polynomial fit for asin")  # pragma: no cover
 
 
-def _asin_small(z: jnp.ndarray) -> jnp.ndarray:
+def _asin_small(z: jax.Array) -> jax.Array:
     """asin(z) for 0 ≤ z ≤ 1/2 by the polynomial of :func:`_asin_coefficients`."""
     t = z * z
     coef = _asin_coefficients(jnp.dtype(z.dtype).name)
@@ -54,13 +55,13 @@ def _asin_small(z: jnp.ndarray) -> jnp.ndarray:
     return z + z * t * q
 
 
-def acos_one_minus_slope(b: jnp.ndarray) -> jnp.ndarray:
+def acos_one_minus_slope(b: jax.Array) -> jax.Array:
     """The derivative of arccos(1 − b), 1/√(b(2 − b)), finite for 0 < b < 2."""
     return 1 / jnp.sqrt(b * (2 - b))
 
 
 @jax.custom_jvp
-def acos_one_minus(b: jnp.ndarray) -> jnp.ndarray:
+def acos_one_minus(b: jax.Array) -> jax.Array:
     """arccos(1 − b) for 0 ≤ b ≤ 1 (and a rounding error beyond 1), from b itself so that arguments near 1
     keep their precision: 2·asin(√(b/2)) for b ≤ 1/2, π/2 − asin(1 − b) above. Derivative
     :func:`acos_one_minus_slope`, exact (not the polynomial's)."""
@@ -76,7 +77,7 @@ def _acos_one_minus_jvp(primals, tangents):
     return acos_one_minus(b), db * acos_one_minus_slope(b)
 
 
-def phasor(re: jnp.ndarray, im: jnp.ndarray):
+def phasor(re: jax.Array, im: jax.Array):
     """(cos φ, sin φ, 1/r) of re + i·im = r·e^{iφ}, φ = atan2(im, re); (1, 0, 0) where r = 0 (atan2(0, 0) = 0,
     and the angle does not move there: its derivative (−sin φ, cos φ)/r is taken as 0)."""
     r2 = re * re + im * im
@@ -85,19 +86,25 @@ def phasor(re: jnp.ndarray, im: jnp.ndarray):
     return jnp.where(nonzero, re * inv, 1), jnp.where(nonzero, im * inv, 0), inv
 
 
-def phase_parts(target, inp, same) -> dict:
+class PhaseParts(NamedTuple):
+    """The phase term of :func:`phase_parts` and what its derivative needs, each the coefficients' shape."""
+
+    angle: jax.Array  # P
+    #: dP/dθ, θ = φ1 − φ0: k·sin θ / √(1 − k² cos² θ) = k·sin θ · acos_one_minus_slope(b), finite since
+    #: b ≥ 1 − k > 0; 0 where the coefficients are the same
+    slope: jax.Array
+    d_phi0: tuple[jax.Array, jax.Array]  # (∂φ0/∂Re c0, ∂φ0/∂Im c0) = (−sin φ0, cos φ0)/r0
+    d_phi1: tuple[jax.Array, jax.Array]  # the same for φ1
+
+
+def phase_parts(target, inp, same) -> PhaseParts:
     """The phase term P = arccos(k·cos(φ1 − φ0)) of coefficients given as (re, im) pairs, with what its
     derivative needs; every entry has the coefficients' shape.
 
     1 − |cos| = sin² / (1 + |cos|) without cancellation, and arccos(k cos) = arccos(1 − b),
     b = (1 − k) + k(1 − |cos|), by :func:`acos_one_minus`, or π minus it for a negative cosine. Where
     ``same`` (the coefficients are equal) the angles are equal by definition, so an image against itself
-    gets arccos(k) in every bin, as the reference, with a derivative of exactly 0. Entries:
-
-    - ``angle``: P;
-    - ``slope``: dP/dθ, θ = φ1 − φ0, = k·sin θ / √(1 − k² cos² θ) = k·sin θ · :func:`acos_one_minus_slope`
-      (b), finite since b ≥ 1 − k > 0; 0 where ``same``;
-    - ``d_phi0``, ``d_phi1``: (∂φ/∂Re c, ∂φ/∂Im c) = (−sin φ, cos φ)/r of each angle.
+    gets arccos(k) in every bin, as the reference, with a derivative of exactly 0 (:class:`PhaseParts`).
     """
     (re0, im0), (re1, im1) = target, inp
     e0x, e0y, inv0 = phasor(re0 + EPS, im0)
@@ -112,9 +119,9 @@ def phase_parts(target, inp, same) -> dict:
     k = jnp.asarray(ACOS_SHRINK, re0.dtype)
     b = (1 - k) + k * one_minus_abs_cos
     angle = acos_one_minus(b)
-    return {
-        "angle": jnp.where(cos >= 0, angle, np.pi - angle),
-        "slope": k * sin * acos_one_minus_slope(b),
-        "d_phi0": (-e0y * inv0, e0x * inv0),
-        "d_phi1": (-e1y * inv1, e1x * inv1),
-    }
+    return PhaseParts(
+        angle=jnp.where(cos >= 0, angle, np.pi - angle),
+        slope=k * sin * acos_one_minus_slope(b),
+        d_phi0=(-e0y * inv0, e0x * inv0),
+        d_phi1=(-e1y * inv1, e1x * inv1),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from ..mathops import abs_
@@ -12,23 +13,23 @@ def init_params() -> dict:
     return {}
 
 
-def l1_map(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+def l1_map(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     """|x − y| elementwise; the derivative of |·| at 0 is 0."""
     del params
     return abs_(x - y)
 
 
-def l2_map(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+def l2_map(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     """(x − y)² elementwise."""
     del params
     return jnp.square(x - y)
 
 
-def l1_distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+def l1_distance(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     """Σ_{h,w,c} |x − y| per image, NHWC → (N,)."""
     return jnp.sum(l1_map(params, x, y), axis=(1, 2, 3))
 
 
-def l2_distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+def l2_distance(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     """Σ_{h,w,c} (x − y)² per image, NHWC → (N,)."""
     return jnp.sum(l2_map(params, x, y), axis=(1, 2, 3))

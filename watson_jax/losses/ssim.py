@@ -51,7 +51,7 @@ def _banded(n: int) -> np.ndarray:
     return np.where(inside, _gaussian_taps()[np.clip(offsets, 0, WINDOW - 1)], 0).astype(np.float32)
 
 
-def _filter_2d(maps: jnp.ndarray) -> jnp.ndarray:
+def _filter_2d(maps: jax.Array) -> jax.Array:
     """Depthwise 'same' convolution with the 2-D float32 window, zero padding 5 (exact reference window)."""
     channels = maps.shape[-1]
     kernel = jnp.broadcast_to(
@@ -69,14 +69,14 @@ def _filter_2d(maps: jnp.ndarray) -> jnp.ndarray:
     )
 
 
-def _filter_separable(maps: jnp.ndarray) -> jnp.ndarray:
+def _filter_separable(maps: jax.Array) -> jax.Array:
     """The same filter as two banded matrix products (g along H, then along W)."""
     _, h, w, _ = maps.shape
     bh, bw = jnp.asarray(_banded(h), maps.dtype), jnp.asarray(_banded(w), maps.dtype)
     return jnp.einsum("hk,nkwc,vw->nhvc", bh, maps, bw, precision=jax.lax.Precision.HIGHEST)
 
 
-def _filter(maps: jnp.ndarray) -> jnp.ndarray:
+def _filter(maps: jax.Array) -> jax.Array:
     """Filter every channel of an NHWC array with the window ('same' size, zero padding 5).
 
     The separable form is 15–100× faster than a depthwise 2-D convolution on CPU. It differs from the
@@ -87,7 +87,7 @@ def _filter(maps: jnp.ndarray) -> jnp.ndarray:
     return _filter_2d(maps) if maps.dtype == jnp.float64 else _filter_separable(maps)
 
 
-def ssim_map(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+def ssim_map(x: jax.Array, y: jax.Array) -> jax.Array:
     """The SSIM map of two NHWC batches, same shape as the inputs."""
     c = x.shape[-1]
     stats = _filter(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1))
@@ -100,13 +100,13 @@ def ssim_map(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     )
 
 
-def distance(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+def distance(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     """1 − mean SSIM of each image pair, NHWC → (N,)."""
     del params
     return 1 - jnp.mean(ssim_map(x, y), axis=(1, 2, 3))
 
 
-def distance_map(params: dict, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+def distance_map(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     """(1 − SSIM map) averaged over channels and divided by H·W, (N, H, W): sums to :func:`distance`."""
     del params
     _, h, w, _ = x.shape

@@ -91,7 +91,7 @@ def channel_params(params: dict) -> dict:
     return stacked
 
 
-def phase_weights(w_phase_tild: jnp.ndarray, tuning: bool) -> jnp.ndarray:
+def phase_weights(w_phase_tild: jax.Array, tuning: bool) -> jax.Array:
     """w_φ = exp(w_phase_tild) ((..., U, V) tables), with the four purely real bins set to 0 unless tuning."""
     w = jnp.exp(w_phase_tild)
     if tuning:
@@ -115,8 +115,8 @@ def _amplitude_params(p: dict) -> dict:
     return {name: p[name] for name in ("t_tild", "alpha", "w_tild", "beta")}
 
 
-def _dct_arguments(p: dict, x, y, *, luminance: str, shift=None) -> tuple:
-    """The arguments of :func:`.distances.dct_distances` for images x, y (both shifted by ``shift`` if
+def _dct_inputs(p: dict, x, y, *, luminance: str, shift=None) -> distances.DctInputs:
+    """The inputs of :func:`.distances.dct_distances` for images x, y (both shifted by ``shift`` if
     given). The DCT is linear, so the change of each coefficient is the DCT of x − y, computed directly:
     exactly 0 where the images agree, and accurate where they barely differ."""
     mix, offset = _planes(x.shape[-1])
@@ -126,11 +126,23 @@ def _dct_arguments(p: dict, x, y, *, luminance: str, shift=None) -> tuple:
         offsets=(offset, None),  # no offset in a difference
         shift=shift,
     )
-    return _amplitude_params(p), target, change, log_luminance_ratio(target[..., 0, 0], luminance)
+    return distances.DctInputs(
+        _amplitude_params(p), target, change, log_luminance_ratio(target[..., 0, 0], luminance)
+    )
 
 
-def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=None, shift=None) -> tuple:
-    """The arguments of :func:`.distances.dft_distances` for images x, y (both shifted by ``shift`` if
+def _dft_inputs(
+    p: dict,
+    x,
+    y,
+    *,
+    luminance: str,
+    tuning: bool = False,
+    key=None,
+    shift=None,
+    implementation: str | None = None,
+) -> distances.DftInputs:
+    """The inputs of :func:`.distances.dft_distances` for images x, y (both shifted by ``shift`` if
     given).
 
     The block DFTs of x and y are evaluated together (:func:`watson_jax.blocks.block_dfts`), so the
@@ -139,35 +151,39 @@ def _dft_arguments(p: dict, x, y, *, luminance: str, tuning: bool = False, key=N
     of a real coefficient near 0 decides its phase).
     """
     mix, offset = _planes(x.shape[-1])
-    inp, target = blocks.block_dfts([x, y], mix, offsets=(offset, offset), shift=shift)
+    inp, target = blocks.block_dfts(
+        [x, y], mix, offsets=(offset, offset), implementation=implementation, shift=shift
+    )
     dc = amplitude(target[0][..., 0, 0], target[1][..., 0, 0])
     shape, dtype = target[0].shape, target[0].dtype
     if tuning:
         amp_key, phase_key = jax.random.split(key)
-        scales = dropout_scale(amp_key, shape, dtype), dropout_scale(phase_key, shape, dtype)
+        amp_scale, phase_scale = dropout_scale(amp_key, shape, dtype), dropout_scale(phase_key, shape, dtype)
     else:
-        scales = jnp.ones((), dtype), jnp.ones((), dtype)
-    return (
-        _amplitude_params(p),
-        phase_weights(p["w_phase_tild"], tuning),
-        target,
-        inp,
-        log_luminance_ratio(dc, luminance),
-        *scales,
+        amp_scale = phase_scale = jnp.ones((), dtype)
+    return distances.DftInputs(
+        params=_amplitude_params(p),
+        w_phase=phase_weights(p["w_phase_tild"], tuning),
+        target=target,
+        inp=inp,
+        log_ratio=log_luminance_ratio(dc, luminance),
+        amp_scale=amp_scale,
+        phase_scale=phase_scale,
     )
 
 
 def distance(
     params: dict,
-    x: jnp.ndarray,
-    y: jnp.ndarray,
+    x: jax.Array,
+    y: jax.Array,
     *,
     transform: str,
     luminance: str = "image",
     tuning: bool = False,
     key=None,
     shift=None,
-) -> jnp.ndarray:
+    dft_implementation: str | None = None,
+) -> jax.Array:
     """Watson distance of each image pair, (N,): per channel the Minkowski pool of the per-coefficient
     terms (plus the phase terms for the DFT), channels weighted by softmax(w_tild).
 
@@ -181,20 +197,29 @@ def distance(
       key: PRNG key for the dropout.
       shift: the shift offset (sx, sy) of both images (:func:`watson_jax.blocks.shift`), applied while
         cutting them into blocks; None for none.
+      dft_implementation: the block DFT's implementation (:func:`watson_jax.blocks.block_dfts`).
     """
     p = channel_params(params)
     if transform == "dft":
-        per_channel = distances.dft_distances(
-            *_dft_arguments(p, x, y, luminance=luminance, tuning=tuning, key=key, shift=shift)
+        inputs = _dft_inputs(
+            p,
+            x,
+            y,
+            luminance=luminance,
+            tuning=tuning,
+            key=key,
+            shift=shift,
+            implementation=dft_implementation,
         )
+        per_channel = distances.dft_distances(inputs)
     else:
-        per_channel = distances.dct_distances(*_dct_arguments(p, x, y, luminance=luminance, shift=shift))
+        per_channel = distances.dct_distances(_dct_inputs(p, x, y, luminance=luminance, shift=shift))
     return jnp.sum(per_channel * p["weight"], axis=1)
 
 
 def distance_map(
-    params: dict, x: jnp.ndarray, y: jnp.ndarray, *, transform: str, luminance: str = "image"
-) -> jnp.ndarray:
+    params: dict, x: jax.Array, y: jax.Array, *, transform: str, luminance: str = "image"
+) -> jax.Array:
     """Where the images differ, (N, H, W), summing over each image to its distance (evaluation mode).
 
     Per channel, the pooled term (Σ_b e_b)^(1/β), with e_b = Σ_{u,v} (d + ε) of block b, is shared out
@@ -203,11 +228,12 @@ def distance_map(
     """
     p = channel_params(params)
     if transform == "dft":
-        amp_params, w_phase, target, inp, log_ratio, _, _ = _dft_arguments(p, x, y, luminance=luminance)
-        terms = distances.dft_terms(amp_params, target, inp, log_ratio)
-        d, phase = terms["d"], w_phase * terms["phase"]["angle"]
+        inputs = _dft_inputs(p, x, y, luminance=luminance)
+        terms = distances.dft_terms(inputs.params, inputs.target, inputs.inp, inputs.log_ratio)
+        d, phase = terms.mask.d, inputs.w_phase * terms.phase.angle
     else:
-        d, phase = masking(*_dct_arguments(p, x, y, luminance=luminance))["d"], None
+        inputs = _dct_inputs(p, x, y, luminance=luminance)
+        d, phase = masking(inputs.params, inputs.ref, inputs.change, inputs.log_ratio).d, None
     per_block = jnp.sum(d + EPS, axis=(3, 4))  # (N, B, C)
     total = jnp.sum(per_block, axis=1, keepdims=True)
     shares = per_block / total * total ** (1 / p["beta"][:, 0, 0])
