@@ -69,6 +69,51 @@ class Progress:
             sys.stderr.flush()
 
 
+def write_inputs(images: np.ndarray, colorspaces: list[str], folder: Path) -> dict[str, tuple[Path, Path]]:
+    """Save each colour space's images x (greyscale by ``watson_jax.color.rgb_to_grey``) and starting
+    point p0 ~ N(0, 1) (one generator, seed 0, in the order of ``colorspaces``) as .npy files under
+    ``folder`` → colour space → (images file, p0 file)."""
+    rng = np.random.default_rng(0)
+    files = {}
+    for cs in colorspaces:
+        x = images if cs == "rgb" else np.asarray(rgb_to_grey(images))
+        files[cs] = (folder / f"images_{cs}.npy", folder / f"p0_{cs}.npy")
+        np.save(files[cs][0], x.astype(np.float32))
+        np.save(files[cs][1], rng.normal(0, 1, x.shape).astype(np.float32))
+    return files
+
+
+def take_turns(
+    plan: list[tuple[dict, dict]], sides: list[str], info: dict, args: argparse.Namespace, envs: dict
+) -> float:
+    """Run every job of ``plan`` on each side that has its loss, ``args.rounds`` times, the sides taking
+    turns round after round (so that slow spells of the machine hit both); a worker runs again (up to
+    ``args.retries`` times) while other processes kept more than DISTURBED_CORES cores busy. Each row
+    gets its side's results under ``row['rounds'][side]``. → seconds waited for an idle CPU."""
+    tasks = [
+        (row, job, side)
+        for row, job in plan
+        for _ in range(args.rounds)
+        for side in sides
+        if row["loss"] in info[f"{side}_losses"]
+    ]
+    progress = Progress(len(tasks), args.progress or sys.stderr.isatty())
+    waited = 0.0
+    for row, job, side in tasks:
+        what = f"{label(row)} {COLORSPACES[row['colorspace']]} {side}"
+        progress.show(what)
+        for _ in range(args.retries + 1):
+            if args.wait_idle:
+                waited += wait_until_idle(args.wait_idle)
+            result = run_worker(side, job, envs[side], args.timeout)
+            if result.get("others_cores", 0) <= DISTURBED_CORES:
+                break
+        row.setdefault("rounds", {}).setdefault(side, []).append(result)
+        progress.step(what)
+    progress.close()
+    return waited
+
+
 def run(args: argparse.Namespace, command: str) -> tuple[list[dict], dict, dict]:
     """Run the benchmark the flags of ``python -m experiments.runtime`` ask for → (rows, info, settings).
 
@@ -109,13 +154,7 @@ def run(args: argparse.Namespace, command: str) -> tuple[list[dict], dict, dict]
         both = args.precision == "both" or (args.precision is None and not cpu)
 
         images, data_source = load_faces(args.data, batch, SIZE)
-        rng = np.random.default_rng(0)
-        files = {}
-        for cs in colorspaces:
-            x = images if cs == "rgb" else np.asarray(rgb_to_grey(images))
-            files[cs] = (tmp / f"images_{cs}.npy", tmp / f"p0_{cs}.npy")
-            np.save(files[cs][0], x.astype(np.float32))
-            np.save(files[cs][1], rng.normal(0, 1, x.shape).astype(np.float32))
+        files = write_inputs(images, colorspaces, tmp)
 
         torch_env = dict(env, JAX_PLATFORMS="cpu")  # the PyTorch worker must not start JAX on the GPU
         plan = []
@@ -144,28 +183,7 @@ def run(args: argparse.Namespace, command: str) -> tuple[list[dict], dict, dict]
                         "torch_device": info.get("torch_device", "cpu"),
                     }
                     plan.append((row, job))
-        # The sides of a row take turns, round after round, so that slow spells of the machine hit both.
-        tasks = [
-            (row, job, side)
-            for row, job in plan
-            for _ in range(args.rounds)
-            for side in sides
-            if row["loss"] in info[f"{side}_losses"]
-        ]
-        progress = Progress(len(tasks), args.progress or sys.stderr.isatty())
-        waited = 0.0
-        for row, job, side in tasks:
-            what = f"{label(row)} {COLORSPACES[row['colorspace']]} {side}"
-            progress.show(what)
-            for _ in range(args.retries + 1):  # again if other processes competed for the CPUs
-                if args.wait_idle:
-                    waited += wait_until_idle(args.wait_idle)
-                result = run_worker(side, job, torch_env if side == "torch" else env, args.timeout)
-                if result.get("others_cores", 0) <= DISTURBED_CORES:
-                    break
-            row.setdefault("rounds", {}).setdefault(side, []).append(result)
-            progress.step(what)
-        progress.close()
+        waited = take_turns(plan, sides, info, args, {"jax": env, "torch": torch_env})
         for row, _ in plan:
             for side, results in row.pop("rounds", {}).items():
                 row[side] = median_round(results)
