@@ -1,4 +1,5 @@
-"""The resource benchmark (experiments/runtime.py) runs end to end and writes parseable results.
+"""The resource benchmark (``python -m experiments.runtime``) runs end to end and writes parseable
+results.
 
 A smoke run only: one cheap loss, batch 4, a few steps, both sides in their own processes. No timing is
 asserted (benchmarks are scripts that print tables); the test checks that each side produced a positive
@@ -21,7 +22,8 @@ def test_quick_run_writes_markdown_csv_and_chart(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            "experiments/runtime.py",
+            "-m",
+            "experiments.runtime",
             "--quick",
             "--losses",
             "L2",
@@ -68,8 +70,9 @@ def test_quick_run_writes_markdown_csv_and_chart(tmp_path):
 
 
 def test_median_round_is_the_middle_round_with_every_round_listed():
-    sys.path.insert(0, str(REPO / "experiments"))
-    import runtime
+    if str(REPO) not in sys.path:  # experiments/ is a package of the repository, not installed
+        sys.path.insert(0, str(REPO))
+    from experiments.runtime.benchmark import median_round
 
     rounds = [
         {"ms_per_step": 3.0, "peak_mib": 1},
@@ -77,6 +80,6 @@ def test_median_round_is_the_middle_round_with_every_round_listed():
         {"ms_per_step": 1.0, "peak_mib": 2},
         {"ms_per_step": 2.0, "peak_mib": 3},
     ]
-    got = runtime.median_round(rounds)
+    got = median_round(rounds)
     assert got["ms_per_step"] == 2.0 and got["peak_mib"] == 3 and got["rounds_ms"] == [3.0, None, 1.0, 2.0]
-    assert runtime.median_round([{"error": "crashed"}]) == {"error": "crashed"}
+    assert median_round([{"error": "crashed"}]) == {"error": "crashed"}
