@@ -6,7 +6,8 @@ Measured, for RGB 64×64 images (batch 128, and 32 on a CPU):
   - grad step: value and gradient with respect to the input of the Watson-DFT RGB loss (random shift on),
     jitted, i.e. the work of one SGD step of ``experiments/runtime.py`` without the update;
 for three implementations of the transform:
-  - butterflies: radix-2 butterflies as elementwise ops (``blocks.block_dft(..., implementation='butterflies')``);
+  - butterflies: radix-2 butterflies as elementwise ops
+    (``blocks.block_dft(..., implementation='butterflies')``);
   - fft: ``jnp.fft.rfft2`` of the blocks (``implementation='fft'``);
   - matmul: products with the real and imaginary DFT matrices (einsum, precision HIGHEST), here only.
 All three are differentiated through the DFT matrices (``watson_jax.blocks.block_dfts``), so their grad
@@ -15,9 +16,9 @@ Times are the median (and min) over repeats of the mean over ``--number`` calls,
 (compile); the implementations take turns in each repeat so that other load on the machine hits all alike.
 Two exactness columns say what each costs in accuracy: the largest error against numpy's rfft2 in float64,
 and whether blocks constant along an axis give exact zeros in float32 (the phase derivative of Watson-DFT
-scales like 1/|c|, so rounding noise there moves float64 gradients; see ``watson_jax/blocks.py``).
+scales like 1/|c|, so rounding noise there moves float64 gradients; see ``watson_jax/blocks/kernels.py``).
 
-    python experiments/block_dft.py                 # prints the table, writes benchmarks/results/block_dft_<backend>_<date>.md
+    python experiments/block_dft.py  # prints the table, writes it to benchmarks/results/block_dft_*.md
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ import runtime  # noqa: E402  (the machine description shared with the resource 
 from watson_jax import LossProvider, blocks  # noqa: E402
 
 
-def block_dft_matmul(tiles: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """The block DFT as matrix products (not offered by the library: no exact zeros, see the module docstring)."""
+def block_dft_matmul(tiles: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The block DFT as matrix products (not offered by the library: no exact zeros, see the module
+    docstring)."""
     hi = jax.lax.Precision.HIGHEST
     return tuple(
         jnp.einsum("...hw,uvhw->...uv", tiles, jnp.asarray(k, tiles.dtype), precision=hi)
@@ -111,8 +113,9 @@ def measure(batch: int, repeats: int, number: int) -> list[dict]:
     calls = {}
     for name, impl in IMPLEMENTATIONS.items():
         transform = jax.jit(impl)
-        # A fresh jit per implementation, compiled while the library evaluates the block DFT by it.
-        with mock.patch.object(blocks, "dft_override", name):
+        # A fresh jit per implementation, compiled while it is this backend's default: the loss takes no
+        # implementation= argument yet (the transform above gets it explicitly).
+        with mock.patch.dict(blocks.DFT_BY_BACKEND, {jax.default_backend(): name}):
             step = (
                 jax.jit(lambda loss, x, y, key: jax.value_and_grad(lambda x_: loss(x_, y, key))(x))
                 .lower(loss, x, y, key)
@@ -135,12 +138,14 @@ def measure(batch: int, repeats: int, number: int) -> list[dict]:
 
 
 def to_markdown(rows: list[dict], exactness: dict, header: list[str]) -> str:
+    """The markdown report: ``header``, one table row per measured row with its exactness columns, and the
+    implementation this backend uses by default."""
     lines = [
         *header,
         "",
-        "| batch | implementation | block DFT ms (median / min) | Watson-DFT RGB value+grad ms (median / min) "
-        "| float64 max error | "
-        "exact zeros (float32) | selectable |",
+        "| batch | implementation | block DFT ms (median / min) "
+        "| Watson-DFT RGB value+grad ms (median / min) | float64 max error "
+        "| exact zeros (float32) | selectable |",
         "|---:|---|---:|---:|---:|---|---|",
     ]
     for r in rows:
@@ -153,13 +158,14 @@ def to_markdown(rows: list[dict], exactness: dict, header: list[str]) -> str:
         )
     lines += [
         "",
-        f"In use on this backend: `{blocks.dft_implementation()}` "
-        f"(`watson_jax.blocks.DFT_BY_BACKEND`, override with `${blocks.DFT_ENV_VAR}`).",
+        f"Default on this backend: `{blocks.default_dft_implementation()}` "
+        "(`watson_jax.blocks.DFT_BY_BACKEND`; another with `implementation=` of `block_dft` / `block_dfts`).",
     ]
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Measure the implementations at the requested batch sizes, print the table and write it to ``--out``."""
     backend = jax.default_backend()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -189,8 +195,8 @@ def main(argv=None) -> int:
         f"# Block DFT on {backend} ({device.device_kind}), {date}",
         "",
         *runtime.describe_machine({"backend": backend, "device": device.device_kind}),
-        f"- timing: {args.repeats} repeats × {number} calls, the implementations taking turns, after a warm-up "
-        f"call each; images 64×64; load average (1 min) {os.getloadavg()[0]:.1f} at the end",
+        f"- timing: {args.repeats} repeats × {number} calls, the implementations taking turns, after a "
+        f"warm-up call each; images 64×64; load average (1 min) {os.getloadavg()[0]:.1f} at the end",
     ]
     text = to_markdown(rows, exactness, header)
     print(text)
