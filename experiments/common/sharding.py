@@ -63,9 +63,15 @@ def replicate(mesh: Mesh, tree):
 
 
 def to_host(tree):
-    """A pytree of (replicated or fully addressable) arrays → numpy on every process."""
-    from jax.experimental import multihost_utils
+    """A pytree of replicated (or fully addressable) arrays → numpy on every process."""
 
-    return jax.tree.map(
-        lambda a: np.asarray(a) if a.is_fully_addressable else multihost_utils.process_allgather(a), tree
-    )
+    def one(a):
+        if a.is_fully_addressable:
+            return np.asarray(a)
+        if a.sharding.is_fully_replicated:
+            return np.asarray(a.addressable_data(0))
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(a, tiled=True)
+
+    return jax.tree.map(one, tree)

@@ -174,7 +174,7 @@ def run(args) -> int:
         batch = sharding.global_batch(mesh, {k: local[k] for k in (*data.IMAGES, "judge", "mask", "index")})
         state, metrics = step_fn(state, batch, jax.random.fold_in(base_key, s))
         done = s + 1
-        log.append({"step": done, "epoch": s // plan.batches_per_epoch + 1, **jax.device_get(metrics)})
+        log.append({"step": done, "epoch": s // plan.batches_per_epoch + 1, **sharding.to_host(metrics)})
         bar.update(1)
         if done % args.checkpoint_every == 0 or done % plan.batches_per_epoch == 0 or done == last:
             ckpt.save(done, state, it.get_state())
