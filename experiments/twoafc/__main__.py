@@ -92,6 +92,11 @@ def main(argv=None) -> int:
     tune.add_flags(tu)
     distributed.add_flags(tu)
 
+    sy = sub.add_parser("synthetic", help="write synthetic data in the BAPPS layout (tests, quick runs)")
+    sy.add_argument("--out", required=True, help="the folder to hold train/ and val/")
+    sy.add_argument("--per-category", type=int, default=6)
+    sy.add_argument("--seed", type=int, default=0)
+
     args = parser.parse_args(argv)
     from . import data
 
@@ -99,6 +104,11 @@ def main(argv=None) -> int:
         if args.command == "evaluate":
             distributed.initialize(args)
             return evaluate_main(args)
+        if args.command == "synthetic":
+            from . import synthetic
+
+            synthetic.make_bapps(args.out, per_category=args.per_category, seed=args.seed)
+            return 0
         if args.command == "prepare":
             from . import bapps
 
