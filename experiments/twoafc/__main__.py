@@ -16,6 +16,7 @@ def _source(args, split: str, categories=None):
     from . import bapps, data
 
     cats = tuple(categories) if categories else data.present_categories(args.data, split)
+    data.FolderSource(args.data, split, cats)  # the layout checks, before anything is prepared
     if args.source == "tfds":
         bapps.prepare(args.data, args.cache, cats)
         return bapps.PreparedSource(args.cache, split, cats)

@@ -125,6 +125,11 @@ def run(args) -> int:
         raise TuneError("--epochs must be ≥ 0 and --decay-epochs ≥ 1")
     cats = tuple(args.categories.split(",")) if args.categories else None
     source = data.FolderSource(args.data, "train", cats)  # checks the layout before anything is written
+    if getattr(args, "source", "folder") == "tfds":
+        from . import bapps
+
+        bapps.prepare(args.data, args.cache, source.categories)
+        source = bapps.PreparedSource(args.cache, "train", source.categories)
     mesh = sharding.data_mesh()
     devices, processes = jax.device_count(), jax.process_count()
     if args.luminance == "batch" and args.batch_size % devices:
