@@ -86,3 +86,17 @@ def test_untunable_loss_and_bad_layout(root, tmp_path, capsys):
     assert "L2 has no parameters" in capsys.readouterr().err and not out.exists()
     assert cli.main(["tune", "--data", str(tmp_path), "--metric", "Watson-DFT", "--out", str(out)]) == 2
     assert "train/ and val/" in capsys.readouterr().err and not out.exists()
+
+
+def test_tiny_tune_raises_the_val_score(tmp_path):
+    from experiments.twoafc import evaluate
+
+    splits = {"train": ("traditional", "cnn"), "val": ("traditional",)}
+    root = synthetic.make_bapps(tmp_path / "2afc", splits=splits, per_category=12, seed=5)
+    out = tmp_path / "t"
+    argv = ["tune", "--data", str(root), "--metric", "watson-dft", "--out", str(out), "--batch-size", "6"]
+    assert cli.main([*argv, "--epochs", "3", "--decay-epochs", "2", "--lr", "3e-2"]) == 0
+    val = data.FolderSource(root, "val")
+    before = evaluate.evaluate(val, ["Watson-DFT"], "RGB", pretrained=False)["Watson-DFT"]["mean"]
+    after = evaluate.evaluate(val, ["Watson-DFT"], "RGB", weights_dir=out)["Watson-DFT"]["mean"]
+    assert after > before, (before, after)
