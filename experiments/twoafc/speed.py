@@ -1,0 +1,114 @@
+"""Tuning-step speed: the JAX step of :mod:`.tune` against ``watson_jax.torch`` running the same recipe.
+
+One step: d0 = D(ref, p0), d1 = D(ref, p1) in training mode on a batch, the Watson head, binary
+cross-entropy, an Adam(0.5, 0.999) update. Random 64×64 images (the data pipeline is not timed).
+
+    python -m experiments.twoafc.speed --batch 50 --steps 10 --out benchmarks/results/twoafc
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import time
+
+import jax
+import numpy as np
+import optax
+
+
+def jax_steps(name, batch, steps, rng):
+    from watson_jax import twoafc
+
+    from . import losses, tune
+
+    loss = losses.build(name, "RGB", pretrained=False, luminance="image")
+    opt = optax.adam(2e-4, b1=0.5, b2=0.999)
+    params = {"loss": loss.params, "head": twoafc.watson_head_init()}
+    step = tune.make_step(loss, twoafc.watson_head, opt, luminance="image", input_range=False, clamp=False)
+    data = {k: rng.integers(0, 256, (batch, 64, 64, 3), dtype=np.uint8) for k in ("ref", "p0", "p1")}
+    data |= {"judge": rng.uniform(size=batch).astype(np.float32), "mask": np.ones(batch, bool)}
+    data["index"] = np.arange(batch, dtype=np.int32)
+    state = {"params": params, "opt": opt.init(params), "step": 0}
+    key = jax.random.key(0)
+    for i in range(2):
+        state, m = step(state, data, jax.random.fold_in(key, i))
+    jax.block_until_ready(state)
+    t = time.perf_counter()
+    for i in range(steps):
+        state, m = step(state, data, jax.random.fold_in(key, i))
+    jax.block_until_ready(state)
+    return (time.perf_counter() - t) / steps
+
+
+def torch_steps(name, batch, steps, rng):
+    import torch
+
+    from watson_jax.torch import LossProvider
+
+    loss = LossProvider().get_loss_function(
+        name, "RGB", reduction="none", deterministic=True, pretrained=False
+    )
+    loss.train()
+    w = torch.nn.Parameter(torch.tensor(1.0))
+    opt = torch.optim.Adam([*loss.parameters(), w], lr=2e-4, betas=(0.5, 0.999))
+    ref, p0, p1 = (torch.tensor(rng.uniform(size=(batch, 3, 64, 64)), dtype=torch.float32) for _ in range(3))
+    judge = torch.tensor(rng.uniform(size=batch), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+
+    def one():
+        opt.zero_grad()
+        d0, d1 = loss(ref, p0, gen), loss(ref, p1, gen)
+        total = d0 + d1
+        ratio = torch.where(total > 0, (d0 - d1) / torch.where(total > 0, total, torch.ones_like(total)), 0.0)
+        p_hat = torch.sigmoid(torch.exp(w) * ratio)
+        torch.nn.functional.binary_cross_entropy(p_hat, judge).backward()
+        opt.step()
+
+    for _ in range(2):
+        one()
+    t = time.perf_counter()
+    for _ in range(steps):
+        one()
+    return (time.perf_counter() - t) / steps
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--metric", default="Watson-DFT")
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--out", default=None, help="folder for speed_<backend>_<date>.md")
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    tj = jax_steps(args.metric, args.batch, args.steps, rng)
+    tt = torch_steps(args.metric, args.batch, args.steps, rng)
+    load = os.getloadavg()[0]
+    lines = [
+        f"# 2AFC tuning step, {args.metric} RGB, batch {args.batch} ({datetime.date.today()})",
+        "",
+        "| implementation | s / step | steps / s |",
+        "|---|---|---|",
+        f"| watson_jax (jit, {jax.default_backend()}) | {tj:.3f} | {1 / tj:.2f} |",
+        f"| watson_jax.torch (cpu) | {tt:.3f} | {1 / tt:.2f} |",
+        "",
+        f"- ratio (torch time / JAX time): **{tt / tj:.2f}×**; {args.steps} timed steps each, after 2 "
+        "warm-up steps; JAX first, then torch (not interleaved)",
+        f"- load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores (a shared machine)",
+        f"- command: `python -m experiments.twoafc.speed --metric {args.metric} --batch {args.batch} "
+        f"--steps {args.steps}`",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        from experiments.common import files
+
+        files.write_text(
+            os.path.join(args.out, f"speed_{jax.default_backend()}_{datetime.date.today()}.md"), text
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
