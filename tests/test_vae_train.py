@@ -78,3 +78,12 @@ def test_bad_input(tmp_path):
         train.train_and_evaluate(dataset="svhn", loss_name="l2", out=tmp_path)
     with pytest.raises(FileNotFoundError, match="no .jpg images"):
         train.train_and_evaluate(dataset="celeba", loss_name="l2", out=tmp_path, data_dir=tmp_path)
+
+
+def test_command_line_errors(tmp_path, capsys):
+    from experiments.vae.__main__ import main
+
+    assert main(["train", "--dataset", "mnist", "--loss", "foo", "--out", str(tmp_path)]) == 2
+    assert "unknown loss 'foo'" in capsys.readouterr().err
+    assert main(["train", "--dataset", "svhn", "--loss", "l2", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset 'svhn'" in capsys.readouterr().err
