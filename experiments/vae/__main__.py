@@ -1,0 +1,53 @@
+"""``python -m experiments.vae train``: the VAE experiment (docs/reference.md §11)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from experiments.common import distributed
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments.vae")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train (or resume) a VAE with one loss; the paper's settings by default")
+    t.add_argument("--dataset", required=True, help="mnist | celeba")
+    t.add_argument("--loss", required=True, help="l2 | ssim | watson-dft | adaptive | deeploss-vgg | ...")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv); resumed when it exists")
+    t.add_argument("--data", default=None, help="data folder (default ../shared/data/<mnist|celeba_sample>)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None, help="initial learning rate lr0")
+    t.add_argument("--log-lambda", type=float, default=None, help="L of λ = e^L (default: the paper's)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--limit-train", type=int, default=None, help="use the first N training images only")
+    t.add_argument("--limit-test", type=int, default=None, help="use the first N test images only")
+    t.add_argument("--weights-dir", default=None, help="folder of converted weights (Deeploss backbones)")
+    t.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
+    distributed.add_flags(t)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    distributed.initialize(args)
+    from . import train
+
+    try:
+        row = train.train_and_evaluate(
+            dataset=args.dataset, loss_name=args.loss, out=args.out, data_dir=args.data,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, log_lambda=args.log_lambda,
+            seed=args.seed, limit_train=args.limit_train, limit_test=args.limit_test,
+            weights_dir=args.weights_dir, stop_after_epoch=args.stop_after_epoch,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if distributed.is_main():
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
