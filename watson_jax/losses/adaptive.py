@@ -1,4 +1,5 @@
-"""Adaptive: Barron's robust loss as a negative log-likelihood on a YUV/DCT representation (SPEC §7).
+"""Adaptive: Barron's robust loss as a negative log-likelihood on a YUV/DCT representation
+(docs/reference.md §7).
 
 Reproduces the reference exactly, including how it hands NCHW images to code written for NHWC (the
 shipped weights belong to that behaviour). For each image, with d = x − y in NCHW memory order:

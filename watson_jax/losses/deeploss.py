@@ -1,4 +1,5 @@
-"""Deeploss-VGG and Deeploss-Squeeze: the LPIPS "lin" distance (version 0.1) on ImageNet backbones (SPEC §8).
+"""Deeploss-VGG and Deeploss-Squeeze: the LPIPS "lin" distance (version 0.1) on ImageNet backbones
+(docs/reference.md §8).
 
 For an image pair (x, y), each mapped channelwise to (x − shift)/scale with the LPIPS constants (applied to
 the [0, 1] images unchanged, as the tuned heads expect), and the backbone's feature taps f_l (after the ReLU
@@ -90,6 +91,7 @@ def fire(p: dict, name: str, x: jax.Array) -> jax.Array:
 
 
 # -- backbones ---------------------------------------------------------------------------------------
+
 
 def _vgg16_layout() -> dict[str, tuple[int, ...]]:
     return {f"features.{i}": (3, 3, cin, cout) for convs in _VGG16_SLICES for i, cin, cout in convs}

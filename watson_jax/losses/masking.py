@@ -1,4 +1,5 @@
-"""Watson's luminance and contrast masking of block coefficients (SPEC §4–5), shared by Watson-DCT and
+"""Watson's luminance and contrast masking of block coefficients (docs/reference.md §4–5), shared by
+Watson-DCT and
 Watson-DFT.
 
 For one channel, with ``ref`` the target's coefficients (DCT values, or DFT amplitudes A0) and ``change``
@@ -77,7 +78,8 @@ def masking(p: dict, ref: jax.Array, change: jax.Array, log_ratio: jax.Array) ->
 
 
 def amplitude(re: jax.Array, im: jax.Array) -> jax.Array:
-    """A = √((Re c + ε)² + (Im c + ε)²), the amplitude of a DFT coefficient in the reference (SPEC §5)."""
+    """A = √((Re c + ε)² + (Im c + ε)²), the amplitude of a DFT coefficient in the reference
+    (docs/reference.md §5)."""
     return jnp.sqrt((re + EPS) ** 2 + (im + EPS) ** 2)
 
 

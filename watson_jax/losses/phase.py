@@ -1,4 +1,4 @@
-"""The phase term of Watson-DFT without trigonometric functions (SPEC §5).
+"""The phase term of Watson-DFT without trigonometric functions (docs/reference.md §5).
 
 P = arccos(k·cos(φ1 − φ0)) with φ = atan2(Im c, Re c + ε) and k = :data:`ACOS_SHRINK`, for target and input
 coefficients c0, c1. XLA's CPU code for atan2 and arccos is scalar (~20 ns per number, against ~1 ns for

@@ -1,4 +1,4 @@
-"""Pixel losses (SPEC §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements."""
+"""Pixel losses (docs/reference.md §1): L1 = Σ |x − y| and L2 = Σ (x − y)² over each image's elements."""
 
 from __future__ import annotations
 

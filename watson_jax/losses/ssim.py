@@ -1,4 +1,4 @@
-"""SSIM as a distance, 1 − mean SSIM (SPEC §2).
+"""SSIM as a distance, 1 − mean SSIM (docs/reference.md §2).
 
 With w an 11×11 Gaussian window (σ = 1.5) applied per channel with zero padding of 5 ("same" size):
   μx = w∗x, μy = w∗y, σx² = w∗x² − μx², σy² = w∗y² − μy², σxy = w∗(xy) − μxμy,

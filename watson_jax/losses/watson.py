@@ -1,4 +1,5 @@
-"""Watson's perceptual model on 8×8 block transforms: Watson-DCT (SPEC §4) and Watson-DFT (SPEC §5).
+"""Watson's perceptual model on 8×8 block transforms: Watson-DCT (docs/reference.md §4) and Watson-DFT
+(docs/reference.md §5).
 
 For one channel, with c0 the block coefficients of the target y (the masking reference) and c1 those of
 the input x (for the DFT: amplitudes A = √((Re c + ε)² + (Im c + ε)²)), and T = exp(t_tild):
@@ -31,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import blocks
+from .. import blocks, constants
 from ..color import YCBCR_MATRIX, YCBCR_OFFSET
-from ..constants import REAL_BINS, TRANSFORMS, WATSON_TABLE, YCBCR_CHANNELS
+from ..constants import REAL_BINS, TRANSFORMS, YCBCR_CHANNELS
 from ..mathops import dropout_scale
 from . import distances
 from .masking import EPS, amplitude, log_luminance_ratio, masking
@@ -44,24 +45,21 @@ def _logit(p: float) -> float:
 
 
 def init_channel_params(transform: str) -> dict:
-    """Initial (untuned) parameters of one channel, float32 (SPEC §4–5 tables)."""
-    f32 = lambda v: np.asarray(v, np.float32)  # noqa: E731
-    if transform == "dct":
-        return {
-            "t_tild": f32(np.log(WATSON_TABLE)),
-            "alpha": f32(0.649),
-            "w_tild": f32(_logit(0.7)),
-            "beta": f32(4.0),
-        }
+    """Initial (untuned) parameters of one channel, float32 (docs/reference.md §4–5):
+    t_tild = log t, w_tild = logit(w), from :data:`watson_jax.constants.WATSON_DCT_INIT` /
+    ``WATSON_DFT_INIT``; the DFT adds w_phase_tild."""
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown transform {transform!r}; expected one of {TRANSFORMS}")
+    init = constants.WATSON_DCT_INIT if transform == "dct" else constants.WATSON_DFT_INIT
+    params = {
+        "t_tild": np.log(init["t"]).astype(np.float32),
+        "alpha": np.float32(init["alpha"]),
+        "w_tild": np.float32(_logit(init["w"])),
+        "beta": np.float32(init["beta"]),
+    }
     if transform == "dft":
-        return {
-            "t_tild": f32(np.zeros((8, 5))),
-            "alpha": f32(0.1),
-            "w_tild": f32(_logit(0.2)),
-            "beta": f32(1.0),
-            "w_phase_tild": f32(np.full((8, 5), -2.0)),
-        }
-    raise ValueError(f"unknown transform {transform!r}; expected one of {TRANSFORMS}")
+        params["w_phase_tild"] = np.full(init["t"].shape, constants.WATSON_DFT_PHASE_TILD, np.float32)
+    return {k: np.asarray(v, np.float32) for k, v in params.items()}
 
 
 def init_params(transform: str, colorspace: str) -> dict:
