@@ -1,5 +1,6 @@
-"""The one place that turns a loss name into the distance callable the 2AFC code uses (switch it here when
-the typed per-loss functions of watson_jax replace the provider)."""
+"""The one place that turns a loss name into the distance callable the 2AFC code uses: the provider's
+façade over the typed functions of :mod:`watson_jax.functions`, which adds what a command line needs
+(losses by name, pretrained weights from a folder, greyscale conversion of RGB images)."""
 
 from __future__ import annotations
 
