@@ -168,8 +168,8 @@ def test_jit_vmap_and_grad_of_the_heads(converted_weights):
     mapped = jax.jit(jax.vmap(lambda a, b: loss(a[None], b[None])[0]))(x, y)
 
     # Tuning the heads: gradients reach the heads, never the frozen backbone.
-    def total(l):
-        per_image = l(x, y)
+    def total(loss_):
+        per_image = loss_(x, y)
         return jnp.sum(per_image), per_image
 
     (_, batch), grads = jax.jit(jax.value_and_grad(total, has_aux=True))(loss)
@@ -217,7 +217,7 @@ def test_tuning_mode_drops_out_the_heads_inputs(converted_weights):
     g = load_golden("deeploss_squeeze_rgb")
     loss = build("Deeploss-Squeeze", g, converted_weights)
     x, y = nhwc(g["input"])[:2, :32, :32], nhwc(g["target"])[:2, :32, :32]
-    tuned = jax.jit(lambda l, k: l(x, y, k, tuning=True))
+    tuned = jax.jit(lambda loss_, k: loss_(x, y, k, tuning=True))
     with pytest.raises(OptionError, match="tuning mode draws a dropout mask.*key"):
         loss(x, y, tuning=True)
     a, b, c = (np.asarray(tuned(loss, jax.random.key(s))) for s in (0, 0, 1))

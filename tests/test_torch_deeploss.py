@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from helpers import GOLDEN, ORIGINAL_WEIGHTS, load_golden, rel_l2  # noqa: E402
+from helpers import load_golden, original_weights, rel_l2, shared  # noqa: E402
 
 import watson_jax  # noqa: E402
 from watson_jax import InputError, MissingWeightsError, WeightsError  # noqa: E402
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def random_backbone(name: str) -> dict:
     """The seed-0 backbone of ``random_backbones.py`` (torchvision keys, OIHW) as watson_jax's pytree
     {'features.<i>[.<part>]': {'kernel': HWIO, 'bias': (O,)}}."""
-    spec = importlib.util.spec_from_file_location("random_backbones", GOLDEN / "random_backbones.py")
+    spec = importlib.util.spec_from_file_location("random_backbones", shared("golden", "random_backbones.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     draw = module.vgg16_features if name == "Deeploss-VGG" else module.squeezenet1_1_features
@@ -64,9 +64,8 @@ def random_backbone(name: str) -> dict:
 
 
 def head_file(name: str, colorspace: str):
-    return (
-        ORIGINAL_WEIGHTS
-        / f"{'rgb' if colorspace.lower() == 'rgb' else 'gray'}_pnet_lin_{STEMS[name]}_trial0.pth"
+    return original_weights(
+        f"{'rgb' if colorspace.lower() == 'rgb' else 'gray'}_pnet_lin_{STEMS[name]}_trial0.pth"
     )
 
 
@@ -227,7 +226,7 @@ def test_load_reference_refuses_other_files(tmp_path):
     with pytest.raises(WeightsError, match="missing keys"):
         loss.load_reference(head_file("Deeploss-VGG", "RGB"))
     with pytest.raises(WeightsError, match="unexpected keys"):
-        loss.load_reference(ORIGINAL_WEIGHTS / "rgb_watson_dct_trial0.pth")
+        loss.load_reference(original_weights("rgb_watson_dct_trial0.pth"))
     state = torch.load(head_file("Deeploss-Squeeze", "RGB"), weights_only=True)
     state["lin3.model.1.weight"] = state["lin3.model.1.weight"][:, :10]
     torch.save(state, tmp_path / "short.pth")
