@@ -182,8 +182,29 @@ def test_untuned_heads_are_the_channel_sum(converted_weights):
     g = load_golden("deeploss_squeeze_la")
     loss = build("Deeploss-Squeeze", g, converted_weights, pretrained=False)
     assert all(np.all(np.asarray(v) == 1) for v in jax.tree.leaves(loss.params))
-    per_image, _ = per_image_and_grad(loss, nhwc(g["input"]), nhwc(g["target"]))
-    assert np.all(np.asarray(per_image)[[0, 1, 3]] > 0)
+    x, y = nhwc(g["input"]), nhwc(g["target"])
+    per_image, _ = per_image_and_grad(loss, x, y)
+
+    # Expected, written out in float64: LPIPS's input scaling (grey replicated to RGB), the backbone's
+    # taps, each unit-normalised over channels, the squared difference summed over channels with no
+    # weights, averaged over each tap's positions, summed over taps.
+    shift = np.array([-0.030, -0.088, -0.188])
+    scale = np.array([0.458, 0.448, 0.450])
+
+    def taps(a):
+        scaled = ((np.repeat(a, 3, axis=-1) - shift) / scale).astype(np.float32)
+        return [np.asarray(f, np.float64) for f in deeploss.squeezenet1_1_features(loss.frozen, scaled)]
+
+    def unit(f):
+        return f / (np.sqrt(np.sum(f * f, axis=-1, keepdims=True)) + 1e-10)
+
+    expected = sum(
+        np.mean(np.sum(np.square(unit(fx) - unit(fy)), axis=-1), axis=(1, 2))
+        for fx, fy in zip(taps(x), taps(y))
+    )
+    # Measured (CPU, float32 loss vs this float64 sum): rel 2.0e-6 on the three distinct pairs, 4.6e-15
+    # absolute on the identical pair (expected exactly 0); a factor 5 and ~200 on top.
+    np.testing.assert_allclose(per_image, expected, rtol=1e-5, atol=1e-12)
 
 
 def test_precision_option_reaches_every_convolution(converted_weights):
