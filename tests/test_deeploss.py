@@ -32,6 +32,8 @@ CASES = [
 ]
 VALUE_RTOL = 1e-4
 F64_RTOL = 1e-6
+#: (golden file, pair) whose float32 gradient sits on a near-tie (test_float32_parity measures it).
+NEAR_TIE_PAIRS = {("deeploss_vgg_la", 3)}
 
 
 def build(name, golden, weights_dir, *, pretrained=True, reduction="none", **kw):
@@ -79,15 +81,24 @@ def test_float32_parity(golden_name, name, converted_weights):
     # No batch coupling: the batch's values are also the values of each pair alone.
     np.testing.assert_allclose(per_image, g["value_none_single"].reshape(-1), rtol=VALUE_RTOL, atol=1e-12)
 
-    candidates = [np.asarray(grad), *gradients_one_ulp_away(loss, x, y)]
     i = int(g["identical_pair_index"])
     for p in range(len(x)):
         if p == i:
+            # x == y: measured max |grad| 9.4e-11 (deeploss_squeeze_la; 4e-12 to 6e-11 on the others),
+            # float32 rounding in the normalisation's backward pass; the golden README's torch value is 0.
             assert np.all(np.isfinite(grad[p])) and np.abs(grad[p]).max() <= 1e-9
             continue
         tol = max(1e-4, 3 * g["grad_input_f32_noise"][p])
-        errors = [rel_l2(nchw(c[p : p + 1])[0], g["grad_input"][p]) for c in candidates]
-        assert min(errors) <= tol, f"pair {p}: {errors} all above {tol}"
+        error = rel_l2(nchw(grad[p : p + 1])[0], g["grad_input"][p])
+        if (golden_name, p) in NEAR_TIE_PAIRS:
+            # A near-tie in a max-pool or ReLU: one ulp decides which branch the gradient takes. Measured:
+            # deeploss_vgg_la pair 3, relative error 6.8e-3 at the golden input, 8.0e-6 and 8.1e-6 with the
+            # input moved by one ulp (two sign patterns). Elsewhere the unmoved error is 6e-6 to 1.1e-5
+            # (vgg_rgb pair 0: 1.05e-2 against its noise-based tolerance 2.7e-2), so no fallback there.
+            error = min(
+                rel_l2(nchw(c[p : p + 1])[0], g["grad_input"][p]) for c in gradients_one_ulp_away(loss, x, y)
+            )
+        assert error <= tol, f"pair {p}: {error} above {tol}"
 
 
 @pytest.mark.parametrize("golden_name,name", CASES)
