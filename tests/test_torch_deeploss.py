@@ -336,7 +336,15 @@ def test_too_small_images_are_refused(name):
 
 def test_full_float32_sets_and_restores_the_flags():
     handles = torch_deeploss._precision_handles()
-    assert handles  # torch 2.13 has the fp32_precision API
+    # pyproject allows torch>=2.1: before 2.9 there is no fp32_precision API and the legacy flags are used.
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 9):
+        flags = torch.backends.cudnn, torch.backends.cuda.matmul
+        before = [f.allow_tf32 for f in flags]
+        with torch_deeploss.full_float32():
+            assert not any(f.allow_tf32 for f in flags)
+        assert [f.allow_tf32 for f in flags] == before
+        return
+    assert handles, "torch >= 2.9 has the fp32_precision API"
     before = [h.fp32_precision for h in handles]
     with torch_deeploss.full_float32():
         assert all(h.fp32_precision == "ieee" for h in handles)
