@@ -1,12 +1,16 @@
-"""Shared fixtures. Golden files, original weights and samples are read from ../shared (never copied).
+"""Shared fixtures. Golden files, original weights and samples are read from ../shared (never copied),
+through ``helpers.shared`` (a skip naming the missing path, or a failure under WATSON_JAX_REQUIRE_SHARED).
 
 Two virtual CPU devices are created so that the sharding test has something to shard over; this must
-happen before JAX initialises its backend.
+happen before JAX initialises its backend. The flag is appended to any XLA_FLAGS already set (a later
+device-count flag wins), so that a user's own flags cannot silently skip the sharding test.
 """
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+_DEVICE_FLAG = "--xla_force_host_platform_device_count=2"
+if _DEVICE_FLAG not in os.environ.get("XLA_FLAGS", "").split():
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_DEVICE_FLAG}".strip()
 # The suite never touches the network: pretrained=True without converted weights raises, as offline.
 os.environ.setdefault("WATSON_JAX_OFFLINE", "1")
 
@@ -15,7 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from helpers import GOLDEN, ORIGINAL_WEIGHTS  # noqa: E402
+from helpers import shared  # noqa: E402
 
 #: The seed of the random backbones the golden Deeploss fixtures were computed with (their 'backbone_seed').
 BACKBONE_SEED = 0
@@ -23,7 +27,9 @@ BACKBONE_SEED = 0
 
 def _golden_random_backbones():
     """../shared/golden/random_backbones.py, imported by path (it is not a package)."""
-    spec = importlib.util.spec_from_file_location("golden_random_backbones", GOLDEN / "random_backbones.py")
+    spec = importlib.util.spec_from_file_location(
+        "golden_random_backbones", shared("golden", "random_backbones.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -65,19 +71,30 @@ def random_backbone_checkpoints(random_backbones, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def converted_weights(tmp_path_factory, random_backbone_checkpoints) -> Path:
+def converted_weights(tmp_path_factory, request) -> Path:
     """The original weight files converted once by the converter, as a user would, together with the random
     Deeploss backbones of the golden fixtures (vgg16_backbone.npz, squeezenet1_1_backbone.npz: converted
     from torchvision-layout state dicts through the command line, unverified) and Barron's log-partition
     table."""
-    pytest.importorskip("torch", reason="the converter reads .pth files with torch (installed in CI)")
+    source = shared("original_weights")  # first: on a bare clone this is a skip, torch or not
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        # Not a skip: most JAX golden tests use these weights, and a run without torch would pass by
+        # skipping them.
+        pytest.fail(
+            "the golden tests need the original .pth weights converted, which needs torch: "
+            "pip install torch==2.13.0 (the project's 'torch' extra)"
+        )
     from watson_jax.convert import FORMATS, convert_reference_file, import_partition_spline, main
+
+    random_backbone_checkpoints = request.getfixturevalue("random_backbone_checkpoints")
 
     dest = tmp_path_factory.mktemp("weights")
     for fmt in FORMATS:
-        convert_reference_file(ORIGINAL_WEIGHTS / fmt.reference_name, dest)
+        convert_reference_file(source / fmt.reference_name, dest)
     # Barron's log-partition table, so that tests need not compute it (tests/test_adaptive.py does, once).
-    import_partition_spline(ORIGINAL_WEIGHTS / "partition_spline.npz", dest)
+    import_partition_spline(source / "partition_spline.npz", dest)
     status = main(
         [
             "--vgg16",

@@ -32,9 +32,16 @@ def shared(*parts: str) -> Path:
     return path
 
 
+def original_weights(name: str) -> Path:
+    """One file of the original weights (``$WATSON_JAX_SHARED/original_weights/<name>``), through
+    :func:`shared` (skipped, or failed under $WATSON_JAX_REQUIRE_SHARED, when missing)."""
+    return shared("original_weights", name)
+
+
 def load_golden(name: str) -> dict:
-    """One golden file as a dict of arrays."""
-    with np.load(GOLDEN / f"{name}.npz") as data:
+    """One golden file as a dict of arrays, through :func:`shared` (skipped, or failed under
+    $WATSON_JAX_REQUIRE_SHARED, when missing)."""
+    with np.load(shared("golden", f"{name}.npz")) as data:
         return {k: data[k] for k in data.files}
 
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import ORIGINAL_WEIGHTS, forward, load_golden, nchw, nhwc, value_and_grad
+from helpers import forward, load_golden, nchw, nhwc, original_weights, value_and_grad
 
 from watson_jax import InputError, LossProvider, OptionError, partition
 
@@ -24,7 +24,7 @@ def computed_table():
 
 
 def test_computed_table_agrees_with_barrons_at_every_knot(computed_table):
-    with np.load(ORIGINAL_WEIGHTS / "partition_spline.npz") as original:
+    with np.load(original_weights("partition_spline.npz")) as original:
         assert int(original["x_scale"]) == int(computed_table["x_scale"])
         np.testing.assert_allclose(computed_table["values"], original["values"], rtol=0, atol=1e-6)
         np.testing.assert_allclose(computed_table["tangents"], original["tangents"], rtol=0, atol=1e-6)
@@ -161,7 +161,7 @@ def test_the_table_is_a_constant_not_a_parameter(converted_weights):
 def test_a_corrupt_table_file_is_a_clear_error(tmp_path):
     from watson_jax import WeightsError
 
-    good = ORIGINAL_WEIGHTS / "partition_spline.npz"
+    good = original_weights("partition_spline.npz")
     (tmp_path / partition.TABLE_FILE).write_bytes(good.read_bytes()[:1000])
     with pytest.raises(WeightsError, match="not a valid log-partition table.*delete it"):
         PROVIDER.get_loss_function("Adaptive", pretrained=False, weights_dir=tmp_path)

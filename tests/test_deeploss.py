@@ -32,6 +32,8 @@ CASES = [
 ]
 VALUE_RTOL = 1e-4
 F64_RTOL = 1e-6
+#: (golden file, pair) whose float32 gradient sits on a near-tie (test_float32_parity measures it).
+NEAR_TIE_PAIRS = {("deeploss_vgg_la", 3)}
 
 
 def build(name, golden, weights_dir, *, pretrained=True, reduction="none", **kw):
@@ -79,15 +81,24 @@ def test_float32_parity(golden_name, name, converted_weights):
     # No batch coupling: the batch's values are also the values of each pair alone.
     np.testing.assert_allclose(per_image, g["value_none_single"].reshape(-1), rtol=VALUE_RTOL, atol=1e-12)
 
-    candidates = [np.asarray(grad), *gradients_one_ulp_away(loss, x, y)]
     i = int(g["identical_pair_index"])
     for p in range(len(x)):
         if p == i:
+            # x == y: measured max |grad| 9.4e-11 (deeploss_squeeze_la; 4e-12 to 6e-11 on the others),
+            # float32 rounding in the normalisation's backward pass; the golden README's torch value is 0.
             assert np.all(np.isfinite(grad[p])) and np.abs(grad[p]).max() <= 1e-9
             continue
         tol = max(1e-4, 3 * g["grad_input_f32_noise"][p])
-        errors = [rel_l2(nchw(c[p : p + 1])[0], g["grad_input"][p]) for c in candidates]
-        assert min(errors) <= tol, f"pair {p}: {errors} all above {tol}"
+        error = rel_l2(nchw(grad[p : p + 1])[0], g["grad_input"][p])
+        if (golden_name, p) in NEAR_TIE_PAIRS:
+            # A near-tie in a max-pool or ReLU: one ulp decides which branch the gradient takes. Measured:
+            # deeploss_vgg_la pair 3, relative error 6.8e-3 at the golden input, 8.0e-6 and 8.1e-6 with the
+            # input moved by one ulp (two sign patterns). Elsewhere the unmoved error is 6e-6 to 1.1e-5
+            # (vgg_rgb pair 0: 1.05e-2 against its noise-based tolerance 2.7e-2), so no fallback there.
+            error = min(
+                rel_l2(nchw(c[p : p + 1])[0], g["grad_input"][p]) for c in gradients_one_ulp_away(loss, x, y)
+            )
+        assert error <= tol, f"pair {p}: {error} above {tol}"
 
 
 @pytest.mark.parametrize("golden_name,name", CASES)
@@ -168,8 +179,8 @@ def test_jit_vmap_and_grad_of_the_heads(converted_weights):
     mapped = jax.jit(jax.vmap(lambda a, b: loss(a[None], b[None])[0]))(x, y)
 
     # Tuning the heads: gradients reach the heads, never the frozen backbone.
-    def total(l):
-        per_image = l(x, y)
+    def total(loss_):
+        per_image = loss_(x, y)
         return jnp.sum(per_image), per_image
 
     (_, batch), grads = jax.jit(jax.value_and_grad(total, has_aux=True))(loss)
@@ -182,8 +193,29 @@ def test_untuned_heads_are_the_channel_sum(converted_weights):
     g = load_golden("deeploss_squeeze_la")
     loss = build("Deeploss-Squeeze", g, converted_weights, pretrained=False)
     assert all(np.all(np.asarray(v) == 1) for v in jax.tree.leaves(loss.params))
-    per_image, _ = per_image_and_grad(loss, nhwc(g["input"]), nhwc(g["target"]))
-    assert np.all(np.asarray(per_image)[[0, 1, 3]] > 0)
+    x, y = nhwc(g["input"]), nhwc(g["target"])
+    per_image, _ = per_image_and_grad(loss, x, y)
+
+    # Expected, written out in float64: LPIPS's input scaling (grey replicated to RGB), the backbone's
+    # taps, each unit-normalised over channels, the squared difference summed over channels with no
+    # weights, averaged over each tap's positions, summed over taps.
+    shift = np.array([-0.030, -0.088, -0.188])
+    scale = np.array([0.458, 0.448, 0.450])
+
+    def taps(a):
+        scaled = ((np.repeat(a, 3, axis=-1) - shift) / scale).astype(np.float32)
+        return [np.asarray(f, np.float64) for f in deeploss.squeezenet1_1_features(loss.frozen, scaled)]
+
+    def unit(f):
+        return f / (np.sqrt(np.sum(f * f, axis=-1, keepdims=True)) + 1e-10)
+
+    expected = sum(
+        np.mean(np.sum(np.square(unit(fx) - unit(fy)), axis=-1), axis=(1, 2))
+        for fx, fy in zip(taps(x), taps(y))
+    )
+    # Measured (CPU, float32 loss vs this float64 sum): rel 2.0e-6 on the three distinct pairs, 4.6e-15
+    # absolute on the identical pair (expected exactly 0); a factor 5 and ~200 on top.
+    np.testing.assert_allclose(per_image, expected, rtol=1e-5, atol=1e-12)
 
 
 def test_precision_option_reaches_every_convolution(converted_weights):
@@ -217,7 +249,7 @@ def test_tuning_mode_drops_out_the_heads_inputs(converted_weights):
     g = load_golden("deeploss_squeeze_rgb")
     loss = build("Deeploss-Squeeze", g, converted_weights)
     x, y = nhwc(g["input"])[:2, :32, :32], nhwc(g["target"])[:2, :32, :32]
-    tuned = jax.jit(lambda l, k: l(x, y, k, tuning=True))
+    tuned = jax.jit(lambda loss_, k: loss_(x, y, k, tuning=True))
     with pytest.raises(OptionError, match="tuning mode draws a dropout mask.*key"):
         loss(x, y, tuning=True)
     a, b, c = (np.asarray(tuned(loss, jax.random.key(s))) for s in (0, 0, 1))

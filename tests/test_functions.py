@@ -38,6 +38,9 @@ VALUE_RTOL = {
     "Deeploss-Squeeze": 1e-4,
 }
 IDENTICAL_PAIR_RTOL = {"Watson-DCT": 1e-4, "Watson-DFT": 1e-3}
+#: Deeploss's identical pair is 0 in the original and float32 round-off of the features here (measured
+#: 9.5e-17 for VGG), so it gets an absolute tolerance, as in tests/test_deeploss.py.
+ATOL = {"Deeploss-VGG": 1e-12, "Deeploss-Squeeze": 1e-12}
 
 
 def arguments(name: str, colorspace: str, weights_dir) -> tuple[tuple, dict]:
@@ -85,7 +88,7 @@ def test_function_values_equal_the_original(name, colorspace, variant, converted
     if name in ("L1", "L2", "SSIM"):  # 0 for x == y, in both
         assert abs(got[i]) <= 1e-7
         want = np.where(np.arange(len(want)) == i, got[i], want)
-    np.testing.assert_array_less(np.abs(got - want), tol * np.abs(want) + 1e-30)
+    np.testing.assert_array_less(np.abs(got - want), tol * np.abs(want) + ATOL.get(name, 1e-30))
 
 
 # (loss, golden colour space): float64 input gradients of the sum over the batch, with the batch luminance

@@ -69,7 +69,8 @@ def test_gradients_are_finite(name, colorspace, luminance, pretrained, converted
 @pytest.mark.parametrize("colorspace", ["RGB", "LA"])
 @pytest.mark.parametrize("name", ["Watson-DCT", "Watson-DFT"])
 def test_gradients_in_tuning_mode_are_finite(name, colorspace, converted_weights):
-    """Tuning mode (real phase bins active, dropout): finite gradients w.r.t. the images and the parameters."""
+    """Tuning mode (real phase bins active, dropout): finite gradients w.r.t. the images and the
+    parameters."""
     loss = PROVIDER.get_loss_function(name, colorspace, weights_dir=converted_weights)
     x, y, _ = pairs()
 
@@ -162,7 +163,8 @@ def distance_arguments(transform, rng, beta, dropout):
 def test_hand_written_derivatives_equal_autodiff_of_the_plain_computation(transform, beta, dropout):
     """The Watson distances carry hand-written JVPs (watson_jax.losses.distances). Their gradients in every
     argument (parameters, phase weights, target and input coefficients or change, luminance ratio) and their
-    forward-mode derivatives must equal JAX's autodiff of the same computation without the rule, in float64."""
+    forward-mode derivatives must equal JAX's autodiff of the same computation without the rule, in
+    float64."""
     from watson_jax.losses import distances
 
     rng = np.random.default_rng(11)

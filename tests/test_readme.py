@@ -29,13 +29,13 @@ def test_ci_runs_the_readme_test_command():
 
 def test_compare_example_output_is_current(converted_weights, capsys):
     """The README's compare table is what the command prints for the original samples."""
-    from helpers import SHARED
+    from helpers import shared
 
     from watson_jax.cli import main
 
     block = README.split("(`python -m watson_jax compare ex_ref.png ex_p0.png`):")[1].split("```")[1]
     documented = dict(line.split() for line in block.strip().splitlines())
-    samples = SHARED / "original_samples"
+    samples = shared("original_samples")
     assert (
         main(
             [

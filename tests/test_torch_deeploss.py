@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from helpers import GOLDEN, ORIGINAL_WEIGHTS, load_golden, rel_l2  # noqa: E402
+from helpers import load_golden, original_weights, rel_l2, shared  # noqa: E402
 
 import watson_jax  # noqa: E402
 from watson_jax import InputError, MissingWeightsError, WeightsError  # noqa: E402
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def random_backbone(name: str) -> dict:
     """The seed-0 backbone of ``random_backbones.py`` (torchvision keys, OIHW) as watson_jax's pytree
     {'features.<i>[.<part>]': {'kernel': HWIO, 'bias': (O,)}}."""
-    spec = importlib.util.spec_from_file_location("random_backbones", GOLDEN / "random_backbones.py")
+    spec = importlib.util.spec_from_file_location("random_backbones", shared("golden", "random_backbones.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     draw = module.vgg16_features if name == "Deeploss-VGG" else module.squeezenet1_1_features
@@ -64,9 +64,8 @@ def random_backbone(name: str) -> dict:
 
 
 def head_file(name: str, colorspace: str):
-    return (
-        ORIGINAL_WEIGHTS
-        / f"{'rgb' if colorspace.lower() == 'rgb' else 'gray'}_pnet_lin_{STEMS[name]}_trial0.pth"
+    return original_weights(
+        f"{'rgb' if colorspace.lower() == 'rgb' else 'gray'}_pnet_lin_{STEMS[name]}_trial0.pth"
     )
 
 
@@ -227,7 +226,7 @@ def test_load_reference_refuses_other_files(tmp_path):
     with pytest.raises(WeightsError, match="missing keys"):
         loss.load_reference(head_file("Deeploss-VGG", "RGB"))
     with pytest.raises(WeightsError, match="unexpected keys"):
-        loss.load_reference(ORIGINAL_WEIGHTS / "rgb_watson_dct_trial0.pth")
+        loss.load_reference(original_weights("rgb_watson_dct_trial0.pth"))
     state = torch.load(head_file("Deeploss-Squeeze", "RGB"), weights_only=True)
     state["lin3.model.1.weight"] = state["lin3.model.1.weight"][:, :10]
     torch.save(state, tmp_path / "short.pth")
@@ -337,7 +336,15 @@ def test_too_small_images_are_refused(name):
 
 def test_full_float32_sets_and_restores_the_flags():
     handles = torch_deeploss._precision_handles()
-    assert handles  # torch 2.13 has the fp32_precision API
+    # pyproject allows torch>=2.1: before 2.9 there is no fp32_precision API and the legacy flags are used.
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 9):
+        flags = torch.backends.cudnn, torch.backends.cuda.matmul
+        before = [f.allow_tf32 for f in flags]
+        with torch_deeploss.full_float32():
+            assert not any(f.allow_tf32 for f in flags)
+        assert [f.allow_tf32 for f in flags] == before
+        return
+    assert handles, "torch >= 2.9 has the fp32_precision API"
     before = [h.fp32_precision for h in handles]
     with torch_deeploss.full_float32():
         assert all(h.fp32_precision == "ieee" for h in handles)

@@ -11,13 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import ORIGINAL_WEIGHTS, load_golden, nhwc, rel_l2  # noqa: E402
-from test_parity import (
+from helpers import load_golden, nhwc, original_weights, rel_l2  # noqa: E402
+from test_parity import (  # noqa: E402
     CASES,
     F64_RTOL,
     PER_IMAGE_CASES,
     SHIFT_RTOL,
-    VALUE_RTOL,  # noqa: E402
+    VALUE_RTOL,
     VALUE_RTOL_INIT,
     WATSON_CASES,
     batch_reduction,
@@ -177,7 +177,7 @@ def test_float64(golden_name, name, converted_weights):
 
 @pytest.mark.parametrize("name,colorspace", list(REFERENCE_FILES))
 def test_state_dict_is_the_reference_layout(name, colorspace, converted_weights):
-    path = ORIGINAL_WEIGHTS / REFERENCE_FILES[(name, colorspace)]
+    path = original_weights(REFERENCE_FILES[(name, colorspace)])
     reference = torch.load(path, map_location="cpu", weights_only=True)
     loss = PROVIDER.get_loss_function(
         name, colorspace, pretrained=False, deterministic=True, luminance="batch"
@@ -213,8 +213,8 @@ def test_state_dict_is_the_reference_layout(name, colorspace, converted_weights)
 def test_load_reference_refuses_other_files(tmp_path):
     loss = PROVIDER.get_loss_function("Watson-DCT", "LA", pretrained=False)
     with pytest.raises(WeightsError, match="missing keys"):
-        loss.load_reference(ORIGINAL_WEIGHTS / "gray_watson_fft_trial0.pth")
-    state = torch.load(ORIGINAL_WEIGHTS / "gray_watson_dct_trial0.pth", weights_only=True)
+        loss.load_reference(original_weights("gray_watson_fft_trial0.pth"))
+    state = torch.load(original_weights("gray_watson_dct_trial0.pth"), weights_only=True)
     state["dct.A"] = state["dct.A"] * 2
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(WeightsError, match="constant"):
@@ -335,7 +335,8 @@ def test_shift_is_for_watson_only():
 
 
 # -- Adaptive (SPEC §7): maps, image sizes, the reference's state-dict layout ----------------------------
-# Tolerances (golden README): values rtol 1e-5; maps and gradients max |Δ| ≤ 1e-5·max |ref|; float64 rtol 1e-6.
+# Tolerances (golden README): values rtol 1e-5; maps and gradients max |Δ| ≤ 1e-5·max |ref|;
+# float64 rtol 1e-6.
 # The weights folder is the converter's output (conftest), which also holds Barron's log-partition table, so
 # no test here computes the table (~25 s).
 
@@ -419,7 +420,7 @@ def test_adaptive_float64(golden_name, converted_weights):
 
 @pytest.mark.parametrize("colorspace", list(ADAPTIVE_REFERENCE))
 def test_adaptive_state_dict_is_the_reference_layout(colorspace, converted_weights):
-    path = ORIGINAL_WEIGHTS / ADAPTIVE_REFERENCE[colorspace]
+    path = original_weights(ADAPTIVE_REFERENCE[colorspace])
     reference = torch.load(path, map_location="cpu", weights_only=True)
     loss = PROVIDER.get_loss_function("Adaptive", colorspace, pretrained=False, weights_dir=converted_weights)
     state = loss.state_dict()
@@ -444,7 +445,8 @@ def test_adaptive_state_dict_is_the_reference_layout(colorspace, converted_weigh
     pretrained = PROVIDER.get_loss_function("Adaptive", colorspace, weights_dir=converted_weights)
     for key, value in pretrained.state_dict().items():
         assert torch.equal(value, reference[key]), key
-    # ... and so does one loaded with load_reference, whose parameters in watson_jax's layout are the JAX loss's.
+    # ... and so does one loaded with load_reference, whose parameters in watson_jax's layout are the JAX
+    # loss's.
     fresh = PROVIDER.get_loss_function(
         "Adaptive", colorspace, pretrained=False, weights_dir=converted_weights
     ).load_reference(path)
@@ -473,12 +475,12 @@ def test_adaptive_state_dict_is_the_reference_layout(colorspace, converted_weigh
 def test_adaptive_load_reference_refuses_other_files(converted_weights):
     loss = PROVIDER.get_loss_function("Adaptive", "LA", pretrained=False, weights_dir=converted_weights)
     with pytest.raises(WeightsError, match="missing keys"):
-        loss.load_reference(ORIGINAL_WEIGHTS / "gray_watson_dct_trial0.pth")
+        loss.load_reference(original_weights("gray_watson_dct_trial0.pth"))
     other_size = PROVIDER.get_loss_function(
         "Adaptive", "RGB", pretrained=False, image_size=(3, 48, 80), weights_dir=converted_weights
     )
     with pytest.raises(WeightsError, match="shape"):
-        other_size.load_reference(ORIGINAL_WEIGHTS / "rgb_adaptive_trial0.pth")
+        other_size.load_reference(original_weights("rgb_adaptive_trial0.pth"))
 
 
 def test_adaptive_image_size_rules(converted_weights):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from helpers import ORIGINAL_WEIGHTS
+from helpers import original_weights
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +31,7 @@ SHAPES = st.sampled_from([(1, 8, 16), (2, 24, 8)])
 @functools.cache
 def log_partition_table():
     """Barron's table (the library's own agrees with it; tests/test_adaptive.py)."""
-    return partition.read_table(ORIGINAL_WEIGHTS / "partition_spline.npz")
+    return partition.read_table(original_weights("partition_spline.npz"))
 
 
 def random_params(metric, colorspace, image_size, rng):
