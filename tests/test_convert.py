@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ORIGINAL_WEIGHTS, REPO
+from helpers import ORIGINAL_WEIGHTS, REPO, shared
 
 from watson_jax import LossProvider, convert, weights
 from watson_jax.convert import FORMATS, convert_reference_file, main
@@ -33,6 +34,18 @@ torch = pytest.importorskip("torch", reason="the converter reads and writes .pth
 
 NEURIPS = ORIGINAL_WEIGHTS / "neurips_pub_tag"
 LPIPS_V0 = ORIGINAL_WEIGHTS / "lpips_v0.0"
+
+
+@pytest.fixture(autouse=True)
+def _original_weights_present(request):
+    """A test that reads the original weight files (it names ORIGINAL_WEIGHTS, NEURIPS or LPIPS_V0) is
+    skipped with the reason of helpers.shared when they are missing (a failure under
+    $WATSON_JAX_REQUIRE_SHARED)."""
+    source = inspect.getsource(request.function)
+    if any(name in source for name in ("ORIGINAL_WEIGHTS", "NEURIPS", "LPIPS_V0")):
+        shared("original_weights")
+
+
 FMT_IDS = [f.reference_name for f in FORMATS]
 SUPPORTED = {f.reference_name for f in FORMATS}
 #: LPIPS's own v0.0 heads (alex.pth, squeeze.pth, vgg.pth): not Deeploss files, skipped by name.
