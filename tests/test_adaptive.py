@@ -1,4 +1,4 @@
-"""Adaptive (Barron's robust loss, SPEC §7): the library's own log-partition table, parity with
+"""Adaptive (Barron's robust loss, docs/reference.md §7): the library's own log-partition table, parity with
 ../shared/golden/adaptive_*.npz (values, maps, gradients; pretrained and initial; float64), jit/vmap/grad,
 finite gradients, and the image-size rules.
 

@@ -79,7 +79,7 @@ def _ours(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 def _is_constant(key: str) -> bool:
-    """Reference keys that hold constants of the loss, not parameters (SPEC §9)."""
+    """Reference keys that hold constants of the loss, not parameters (docs/reference.md §9)."""
     return key.split(".")[-1] == "blocksize" or key.endswith("dct.A") or key.startswith("to_YCbCr.")
 
 

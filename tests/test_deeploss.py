@@ -262,7 +262,8 @@ def test_tuning_mode_drops_out_the_heads_inputs(converted_weights):
 
 
 def test_sgd_step_memory_below_the_reference(converted_weights):
-    """One SGD step through Deeploss-VGG, batch 128 RGB 64×64 (SPEC §12): the compiled program's memory
+    """One SGD step through Deeploss-VGG, batch 128 RGB 64×64 (docs/reference.md §12): the compiled
+    program's memory
     (arguments + temporaries + outputs, less donated buffers) stays below the reference's 2213 MiB peak."""
     loss = PROVIDER.get_loss_function("Deeploss-VGG", weights_dir=converted_weights)
 

@@ -1,4 +1,5 @@
-"""watson_jax.torch's Deeploss-VGG and Deeploss-Squeeze (SPEC §8): parity with ../shared/golden (random
+"""watson_jax.torch's Deeploss-VGG and Deeploss-Squeeze (docs/reference.md §8): parity with
+../shared/golden (random
 backbones of seed 0 with the original trained heads), the reference's head-file layout, float64, gradients
 at dead ReLUs and constant images, the precision option, and agreement with the JAX loss (directly and
 through the DLPack bridge).

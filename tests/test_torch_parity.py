@@ -334,7 +334,7 @@ def test_shift_is_for_watson_only():
         PROVIDER.get_loss_function("SSIM")(x, x, shift=(4, 4))
 
 
-# -- Adaptive (SPEC §7): maps, image sizes, the reference's state-dict layout ----------------------------
+# -- Adaptive (docs/reference.md §7): maps, image sizes, the reference's state-dict layout ------------
 # Tolerances (golden README): values rtol 1e-5; maps and gradients max |Δ| ≤ 1e-5·max |ref|;
 # float64 rtol 1e-6.
 # The weights folder is the converter's output (conftest), which also holds Barron's log-partition table, so
