@@ -4,7 +4,7 @@ Measured, for RGB 64×64 images (batch 128, and 32 on a CPU):
   - transform: the block DFT alone, jitted, on the blocks of the (6·N, 64, 64) planes one Watson-DFT RGB
     call transforms (3 channels × target and input);
   - grad step: value and gradient with respect to the input of the Watson-DFT RGB loss (random shift on),
-    jitted, i.e. the work of one SGD step of ``experiments/runtime.py`` without the update;
+    jitted, i.e. the work of one SGD step of ``python -m experiments.runtime`` without the update;
 for three implementations of the transform:
   - butterflies: radix-2 butterflies as elementwise ops
     (``blocks.block_dft(..., implementation='butterflies')``);
@@ -37,10 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import runtime  # noqa: E402  (the machine description shared with the resource benchmark)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for experiments.common
+from experiments.common.machine import REPO, describe_machine  # noqa: E402
+from watson_jax import blocks, watson_dft  # noqa: E402
 
-from watson_jax import LossProvider, blocks  # noqa: E402
+DEFAULT_OUT = REPO / "benchmarks" / "results"
 
 
 def block_dft_matmul(tiles: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -108,21 +109,17 @@ def measure(batch: int, repeats: int, number: int) -> list[dict]:
     images = blocks.pixel_blocks(jnp.asarray(rng.uniform(size=(6 * batch, 64, 64, 1)).astype(np.float32)))
     x = jnp.asarray(rng.uniform(size=(batch, 64, 64, 3)).astype(np.float32))
     y = jnp.asarray(rng.uniform(size=(batch, 64, 64, 3)).astype(np.float32))
-    loss = LossProvider().get_loss_function("Watson-DFT", "RGB", pretrained=False)
     key = jax.random.key(0)
     calls = {}
     for name, impl in IMPLEMENTATIONS.items():
         transform = jax.jit(impl)
-        # A fresh jit per implementation, compiled while it is this backend's default: the loss takes no
-        # implementation= argument yet (the transform above gets it explicitly).
-        with mock.patch.dict(blocks.DFT_BY_BACKEND, {jax.default_backend(): name}):
-            step = (
-                jax.jit(lambda loss, x, y, key: jax.value_and_grad(lambda x_: loss(x_, y, key))(x))
-                .lower(loss, x, y, key)
-                .compile()
-            )
+
+        def total(x_, y, key, name=name):  # Watson-DFT with the random shift, untuned, reduction 'sum'
+            return jnp.sum(watson_dft(x_, y, key=key, random_shift=True, dft_implementation=name))
+
+        step = jax.jit(jax.value_and_grad(total)).lower(x, y, key).compile()
         calls[(name, "transform")] = lambda transform=transform: transform(images)
-        calls[(name, "grad_step")] = lambda step=step: step(loss, x, y, key)
+        calls[(name, "grad_step")] = lambda step=step: step(x, y, key)
     times = interleaved_seconds(calls, repeats, number)
     return [
         {
@@ -182,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="calls per repeat (default 3 on a CPU, 50 elsewhere)",
     )
-    parser.add_argument("--out", type=Path, default=runtime.DEFAULT_OUT, help="folder for the markdown table")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the markdown table")
     args = parser.parse_args(argv)
     number = args.number or (3 if backend == "cpu" else 50)
 
@@ -194,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         f"# Block DFT on {backend} ({device.device_kind}), {date}",
         "",
-        *runtime.describe_machine({"backend": backend, "device": device.device_kind}),
+        *describe_machine(backend, device.device_kind, packages=("jax", "jaxlib", "numpy", "watson_jax")),
         f"- timing: {args.repeats} repeats × {number} calls, the implementations taking turns, after a "
         f"warm-up call each; images 64×64; load average (1 min) {os.getloadavg()[0]:.1f} at the end",
     ]
