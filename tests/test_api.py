@@ -63,6 +63,7 @@ def test_reductions(name):
 
 
 def test_pixel_losses_sum_over_each_image():
+    # float32 sums of 1152 terms against numpy: measured rel. 3.0e-7 (L1) and 4.4e-7 (L2); rtol 1e-5.
     x, y = images()
     np.testing.assert_allclose(
         forward(make("L1", reduction="none"), x, y), np.abs(x - y).sum(axis=(1, 2, 3)), rtol=1e-5
@@ -179,6 +180,8 @@ def test_random_shift_needs_a_key_and_uses_it():
     loss = make("Watson-DCT", deterministic=False, reduction="none")
     values = {float(loss(x, y, key=jax.random.key(k)).sum()) for k in range(6)}
     assert len(values) > 1
+    # (4, 4) moves nothing: measured difference 0.0; 1e-6 leaves room for the two compiled programs
+    # (shifted and unshifted paths) fusing differently on another backend.
     np.testing.assert_allclose(
         loss(x, y, shift=(4, 4)), make("Watson-DCT", reduction="none")(x, y), rtol=1e-6
     )

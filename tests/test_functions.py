@@ -81,7 +81,7 @@ def test_function_values_equal_the_original(name, colorspace, variant, converted
     chex.assert_type(got, jnp.float32)
     got = np.asarray(got, np.float64)
     want = expected_per_image(g)
-    tol = np.full(want.shape, VALUE_RTOL[name])
+    tol = np.full(want.shape, VALUE_RTOL[name])  # the golden README's float32 table (module docstring)
     i = int(g["identical_pair_index"])
     if name in IDENTICAL_PAIR_RTOL:
         tol[i] = IDENTICAL_PAIR_RTOL[name]
@@ -112,7 +112,7 @@ def test_function_gradients_equal_the_original_in_float64(name, colorspace, conv
         total = lambda a: jnp.sum(FUNCTIONS[name](a, y, *args, **kwargs))  # noqa: E731
         value, grad = jax.jit(jax.value_and_grad(total))(x)
     assert grad.dtype == jnp.float64
-    np.testing.assert_allclose(float(value), g["value_sum_f64"], rtol=1e-6)
+    np.testing.assert_allclose(float(value), g["value_sum_f64"], rtol=1e-6)  # golden README, float64
     grad, want = nchw(grad), g["grad_input_f64"]
     for p in range(len(want)):
         if p == int(g["identical_pair_index"]) and name.startswith("Watson"):
@@ -136,6 +136,7 @@ def test_random_shift_is_one_of_the_64_shifts_of_the_original(converted_weights)
     for value in drawn:
         assert np.min(np.abs(g["shift_values"] - value) / g["shift_values"]) <= 3e-5
     assert drawn[0] == float(fn(x, y, params, key=jax.random.key(0), random_shift=True)[0])
+    # 3e-5: the golden README's shift tolerance for Watson-DFT float32 (as tests/test_parity.py SHIFT_RTOL)
     np.testing.assert_allclose(float(fn(x, y, params, shift=(2, 5))[0]), g["shift_values"][2, 5], rtol=3e-5)
 
 

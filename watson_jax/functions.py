@@ -78,7 +78,9 @@ def _split(key, needed: bool, name: str, why: str) -> tuple:
     return shift_key, dropout_key
 
 
-def _precision(precision: str):
+def matmul_precision(precision: str):
+    """The context of a loss's convolutions and matrix products: 'highest' (full float32 on every backend)
+    or 'default' (the caller's own setting or the backend's default)."""
     if precision not in PRECISIONS:
         raise OptionError(f"unknown precision {precision!r}; choose one of {PRECISIONS}.")
     return jax.default_matmul_precision("highest") if precision == "highest" else contextlib.nullcontext()
@@ -313,7 +315,7 @@ def _deeploss_call(metric: str, x, y, params, *, backbone, key, tuning: bool, pr
         params = _deeploss.init_params(metric)
     _, dropout_key = _split(key, tuning, metric, "tuning mode draws a dropout mask")
     frozen = jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, x.dtype)), backbone)
-    with _precision(precision):
+    with matmul_precision(precision):
         return _deeploss.distance(
             _cast(params, x.dtype), x, y, metric=metric, backbone=frozen, tuning=tuning, key=dropout_key
         )

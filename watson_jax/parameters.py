@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -27,7 +28,7 @@ PathLike = str | os.PathLike
 
 
 def _as_jax(tree: dict) -> dict:
-    return {k: _as_jax(v) if isinstance(v, dict) else jnp.asarray(v) for k, v in tree.items()}
+    return jax.tree.map(jnp.asarray, tree)
 
 
 def init_params(name: str, colorspace: str = "RGB", image_size: tuple[int, ...] | None = None) -> dict:

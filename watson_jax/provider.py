@@ -7,7 +7,6 @@ sharded like any container of arrays, and tuned with optax through its pure :met
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -17,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import partition, registry, weights
+from . import functions, partition, registry, weights
 from .color import rgb_to_grey
 from .errors import OptionError
 from .losses import adaptive
@@ -234,11 +233,7 @@ class Loss:
             table=self.constants.arrays.get("log_partition"),
             backbone=jax.tree.map(lambda a: jax.lax.stop_gradient(jnp.asarray(a, dtype)), self.frozen),
         )
-        # 'default' leaves the precision to the caller's own setting or the backend's default.
-        precision = (
-            jax.default_matmul_precision("highest") if c.precision == "highest" else contextlib.nullcontext()
-        )
-        with precision:
+        with functions.matmul_precision(c.precision):
             if spatial:
                 return metric.spatial(params, x, y, options)
             if elementwise:
