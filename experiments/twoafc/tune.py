@@ -6,6 +6,9 @@ with LPIPS's schedule over the loss's and the head's parameters, Deeploss's loss
 The global batch is sharded over a one-axis mesh of every device; batches that do not divide the device
 count are padded and masked. With ``--luminance image`` each example draws its randomness from
 ``fold_in(step_key, its row in the global batch)``, so results do not depend on how the batch is split.
+With ``--luminance batch`` (the reference's coupling: one mean luminance over the batch) the padded rows
+are set to the mean of the real rows before the loss sees them: the mean luminance is affine in the pixels,
+so it is then the real images' mean, and any batch size runs on any device count.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ def _head(name: str, seed: int):
     return twoafc.watson_head_init(), twoafc.watson_head
 
 
+def _fill_padding(images: jax.Array, mask: jax.Array) -> jax.Array:
+    """The batch with its padded rows (mask False) replaced by the mean of its real rows."""
+    real = mask.astype(images.dtype).reshape(-1, *([1] * (images.ndim - 1)))
+    mean = jnp.sum(images * real, axis=0) / jnp.maximum(jnp.sum(real), 1.0)
+    return jnp.where(real > 0, images, mean)
+
+
 def make_step(loss, head_fn, optimizer, *, luminance: str, input_range: bool, clamp: bool):
     """The jitted training step (state, batch, key) → (state, metrics)."""
 
@@ -76,6 +86,8 @@ def make_step(loss, head_fn, optimizer, *, luminance: str, input_range: bool, cl
 
     def objective(params, batch, key):
         ref, p0, p1 = (prepare(batch[k]) for k in data.IMAGES)
+        if luminance == "batch":
+            ref, p0, p1 = (_fill_padding(v, batch["mask"]) for v in (ref, p0, p1))
         if luminance == "image":
 
             def one(index, r, a, b):
@@ -132,11 +144,6 @@ def run(args) -> int:
         source = bapps.PreparedSource(args.cache, "train", source.categories)
     mesh = sharding.data_mesh()
     devices, processes = jax.device_count(), jax.process_count()
-    if args.luminance == "batch" and args.batch_size % devices:
-        raise TuneError(
-            f"--luminance batch couples the images of a batch; padding would enter the mean, so "
-            f"--batch-size ({args.batch_size}) must be a multiple of the device count ({devices})"
-        )
     out = Path(args.out)
     loss = losses.build(
         name, args.colorspace, pretrained=args.init == "pretrained", luminance=args.luminance,
