@@ -14,7 +14,7 @@ import pytest
 
 from experiments.twoafc import __main__ as cli
 from experiments.twoafc import data, losses, synthetic, tune
-from watson_jax import LossProvider, twoafc
+from watson_jax import LossProvider, registry, twoafc, weights
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +124,36 @@ def test_batch_luminance_ignores_the_padding(root):
     np.testing.assert_allclose(float(metrics_b["loss"]), float(metrics_a["loss"]), rtol=1e-6)
     for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-7)
+
+
+# Watson-DFT RGB is tuned end to end by the resume test above.
+TUNABLE = [
+    (metric, colorspace)
+    for metric in ("Watson-DCT", "Watson-DFT", "Adaptive", "Deeploss-VGG", "Deeploss-Squeeze")
+    for colorspace in ("RGB", "LA")
+    if (metric, colorspace) != ("Watson-DFT", "RGB")
+]
+
+
+@pytest.mark.parametrize(("metric", "colorspace"), TUNABLE)
+def test_every_tunable_loss_tunes_in_both_colorspaces(root, tmp_path, converted_weights, metric, colorspace):
+    """One tuning step of each loss with parameters, through the command line: its weight file is written,
+    loads as this package's pretrained parameters, and differs from the initial parameters it started
+    from (an Adam step moves every parameter with a non-zero gradient by about the learning rate)."""
+    from watson_jax import parameters
+
+    out = tmp_path / "o"
+    argv = ["tune", "--data", str(root), "--metric", metric, "--colorspace", colorspace, "--out", str(out)]
+    argv += ["--batch-size", "2", "--max-steps", "1", "--lr", "1e-2", "--weights-dir", str(converted_weights)]
+    assert cli.main(argv) == 0
+    name = weights.weights_filename(losses.weights_stem(metric), registry.canonical_colorspace(colorspace))
+    assert (out / name).is_file() and name.endswith("_rgb.npz" if colorspace == "RGB" else "_gray.npz")
+    tuned = parameters.pretrained_params(metric, colorspace, weights_dir=out, download=False)
+    init = parameters.init_params(metric, colorspace)
+    assert jax.tree.structure(tuned) == jax.tree.structure(init)
+    moved = [
+        float(np.abs(np.asarray(a) - np.asarray(b)).max())
+        for a, b in zip(jax.tree.leaves(tuned), jax.tree.leaves(init))
+    ]
+    assert max(moved) > 1e-3, moved
+    assert np.isfinite(np.concatenate([np.ravel(a) for a in jax.tree.leaves(tuned)])).all()

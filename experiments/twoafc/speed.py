@@ -18,7 +18,8 @@ import numpy as np
 import optax
 
 
-def jax_steps(name, batch, steps, rng):
+def jax_stepper(name, batch, rng):
+    """A function ``run(steps)`` doing that many JAX tuning steps (compiled and warmed up here)."""
     from watson_jax import twoafc
 
     from . import losses, tune
@@ -32,17 +33,22 @@ def jax_steps(name, batch, steps, rng):
     data["index"] = np.arange(batch, dtype=np.int32)
     state = {"params": params, "opt": opt.init(params), "step": 0}
     key = jax.random.key(0)
-    for i in range(2):
-        state, m = step(state, data, jax.random.fold_in(key, i))
-    jax.block_until_ready(state)
-    t = time.perf_counter()
-    for i in range(steps):
-        state, m = step(state, data, jax.random.fold_in(key, i))
-    jax.block_until_ready(state)
-    return (time.perf_counter() - t) / steps
+
+    done = 0
+
+    def run(steps):
+        nonlocal state, done
+        for _ in range(steps):
+            state, _ = step(state, data, jax.random.fold_in(key, done))
+            done += 1
+        jax.block_until_ready(state)
+
+    run(2)
+    return run
 
 
-def torch_steps(name, batch, steps, rng):
+def torch_stepper(name, batch, rng):
+    """A function ``run(steps)`` doing that many ``watson_jax.torch`` tuning steps (warmed up here)."""
     import torch
 
     from watson_jax.torch import LossProvider
@@ -66,11 +72,17 @@ def torch_steps(name, batch, steps, rng):
         torch.nn.functional.binary_cross_entropy(p_hat, judge).backward()
         opt.step()
 
-    for _ in range(2):
-        one()
+    def run(steps):
+        for _ in range(steps):
+            one()
+
+    run(2)
+    return run
+
+
+def seconds_per_step(run, steps: int) -> float:
     t = time.perf_counter()
-    for _ in range(steps):
-        one()
+    run(steps)
     return (time.perf_counter() - t) / steps
 
 
@@ -79,11 +91,19 @@ def main(argv=None) -> int:
     p.add_argument("--metric", default="Watson-DFT")
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3, help="alternating JAX/torch rounds; medians reported")
     p.add_argument("--out", default=None, help="folder for speed_<backend>_<date>.md")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
-    tj = jax_steps(args.metric, args.batch, args.steps, rng)
-    tt = torch_steps(args.metric, args.batch, args.steps, rng)
+    load_before = os.getloadavg()[0]
+    run_jax = jax_stepper(args.metric, args.batch, rng)
+    run_torch = torch_stepper(args.metric, args.batch, rng)
+    rounds = [
+        (seconds_per_step(run_jax, args.steps), seconds_per_step(run_torch, args.steps))
+        for _ in range(args.rounds)
+    ]
+    tj = float(np.median([r[0] for r in rounds]))
+    tt = float(np.median([r[1] for r in rounds]))
     load = os.getloadavg()[0]
     lines = [
         f"# 2AFC tuning step, {args.metric} RGB, batch {args.batch} ({datetime.date.today()})",
@@ -93,11 +113,12 @@ def main(argv=None) -> int:
         f"| watson_jax (jit, {jax.default_backend()}) | {tj:.3f} | {1 / tj:.2f} |",
         f"| watson_jax.torch (cpu) | {tt:.3f} | {1 / tt:.2f} |",
         "",
-        f"- ratio (torch time / JAX time): **{tt / tj:.2f}×**; {args.steps} timed steps each, after 2 "
-        "warm-up steps; JAX first, then torch (not interleaved)",
-        f"- load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores (a shared machine)",
+        f"- ratio (torch time / JAX time): **{tt / tj:.2f}×**; medians of {args.rounds} alternating rounds "
+        f"(JAX, torch, JAX, ...) of {args.steps} timed steps each, after 2 warm-up steps",
+        "- per round (s / step, JAX / torch): " + ", ".join(f"{a:.3f} / {b:.3f}" for a, b in rounds),
+        f"- load average (1 min) before / after: {load_before:.1f} / {load:.1f} on {os.cpu_count()} cores",
         f"- command: `python -m experiments.twoafc.speed --metric {args.metric} --batch {args.batch} "
-        f"--steps {args.steps}`",
+        f"--steps {args.steps} --rounds {args.rounds}`",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
