@@ -1,5 +1,7 @@
 """Elementwise helpers shared by the losses: derivatives that match the reference at its kinks, dropout."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -21,5 +23,13 @@ def reciprocal_or_zero(a: jax.Array) -> jax.Array:
 
 def dropout_scale(key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype) -> jax.Array:
     """Tuning mode's dropout (p = 1/2, survivors scaled by 2) as a factor: 0 or 2, each with probability
-    1/2, of ``shape`` and ``dtype``, drawn from ``key``."""
-    return jnp.where(jax.random.bernoulli(key, 0.5, shape), jnp.asarray(2, dtype), jnp.asarray(0, dtype))
+    1/2 and independently, of ``shape`` and ``dtype``, drawn from ``key``.
+
+    Each element takes one bit of ``jax.random.bits(key, (⌈n/32⌉,), uint32)``: element i is bit i mod 32
+    of word ⌊i/32⌋ (row-major order), and the bits of a counter-based generator are independent and
+    uniform. One random word per 32 elements, where ``jax.random.bernoulli`` spends a word on each.
+    """
+    size = math.prod(shape)
+    words = jax.random.bits(key, (-(-size // 32),), jnp.uint32)
+    bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & 1
+    return (bits.reshape(-1)[:size].astype(dtype) * 2).reshape(shape)
