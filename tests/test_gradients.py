@@ -100,7 +100,7 @@ def test_gradients_in_tuning_mode_are_finite(name, colorspace, converted_weights
             jax.value_and_grad(lambda p: loss.apply(p, x64, y64, jax.random.key(0), tuning=True))
         )
         _, grad64 = value_and_grad(treedef.unflatten(leaves))
-        grad64 = [np.asarray(g) * (1 + 1e-6) for g in jax.tree.leaves(grad64)]
+        grad64 = [np.asarray(g) for g in jax.tree.leaves(grad64)]
         assert grad64[0].dtype == np.float64
         rng = np.random.default_rng(0)
         h = 1e-5

@@ -75,7 +75,6 @@ def test_maps_need_no_key_and_ignore_the_random_shift(patch_pair):
     # Two configurations, two compiled programs: measured equal here, but bitwise equality would be a
     # property of XLA's fusion (and FMA contraction) on this backend, not of the maths. A few float32 ulps
     # of the map's peak; any shift (the smallest moves the 8×8 grid by a pixel) changes the map by O(1).
-    want = want * (1 + 1e-5)
     np.testing.assert_allclose(got, want, rtol=0, atol=4 * np.finfo(np.float32).eps * float(np.max(want)))
     with pytest.raises(OptionError, match="spatial=True.*shift="):
         random_loss(x, y, shift=(1, 2), spatial=True)
