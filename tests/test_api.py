@@ -139,12 +139,16 @@ def test_optax_adam_step_changes_watson_dft_parameters():
         return optax.apply_updates(params, updates), state, value
 
     params, state, value = step(loss.params, state, jax.random.key(0))
-    assert np.isfinite(value)
+    # The step's value is the tuning-mode loss of the initial parameters, evaluated here outside the
+    # step's program (measured difference 0; 1e-6 allows another fusion of the two programs).
+    np.testing.assert_allclose(value, loss(x, y, key=jax.random.key(0), tuning=True), rtol=1e-6)
     for old, new in zip(jax.tree.leaves(loss.params), jax.tree.leaves(params)):
         assert np.all(np.isfinite(new))
         assert not np.array_equal(old, new)
     tuned = loss.replace(params)
-    assert np.isfinite(tuned(x, y, key=jax.random.key(1)))
+    np.testing.assert_allclose(
+        tuned(x, y, key=jax.random.key(1)), loss.apply(params, x, y, jax.random.key(1)), rtol=1e-6
+    )
 
 
 def test_tuning_mode_draws_dropout_and_activates_real_phase_bins():
@@ -189,7 +193,9 @@ def test_random_shift_needs_a_key_and_uses_it():
 
 def test_pixel_losses_need_no_key_even_when_not_deterministic():
     x, y = images()
-    assert np.isfinite(make("L2", deterministic=False)(x, y))
+    # Σ(x − y)² in float64: the float32 sum of 3456 terms is off by 2.2e-7 relative (measured) → 1e-6.
+    want = np.sum((x.astype(np.float64) - y) ** 2)
+    np.testing.assert_allclose(make("L2", deterministic=False)(x, y), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
@@ -208,8 +214,38 @@ def test_half_precision_inputs_compute_in_float32(dtype):
 def test_float64_inputs_compute_in_float64_with_x64():
     x, y = images()
     with jax.enable_x64(True):
-        got = make("SSIM")(jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64))
+        got = make("SSIM", reduction="none")(jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64))
         assert got.dtype == jnp.float64
+    # An independent float64 SSIM (scipy, zero padding, the reference's float32 window): measured
+    # difference 1.1e-16 relative, float64 rounding → 1e-12. With an exact float64 window the difference
+    # would be 1.9e-7, with a float32-summed normaliser 4.1e-7: the test tells the windows apart.
+    np.testing.assert_allclose(got, reference_ssim_float64(x, y), rtol=1e-12)
+
+
+def reference_ssim_float64(x, y):
+    """1 − mean SSIM per image, in numpy/scipy float64, from the formula (docs/reference.md §2): 11×11
+    window fl32(g gᵀ) of the float32 taps g ∝ exp(−(i−5)²/(2·1.5²)) divided by their sum rounded to
+    float32 (the reference's torch window), 'same' zero-padded filtering, C1 = 0.01², C2 = 0.03²."""
+    from scipy.signal import correlate2d
+
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2)).astype(np.float32)
+    g = g / np.float32(g.astype(np.float64).sum())
+    window = np.outer(g, g).astype(np.float64)  # the outer product of float32 taps, in float32
+
+    def filt(a):
+        return np.stack(
+            [
+                np.stack([correlate2d(img[:, :, c], window, mode="same") for c in range(a.shape[-1])], -1)
+                for img in a
+            ]
+        )
+
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    mx, my = filt(x), filt(y)
+    vx, vy, cxy = filt(x * x) - mx * mx, filt(y * y) - my * my, filt(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    ssim = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return 1 - ssim.mean(axis=(1, 2, 3))
 
 
 def test_sharded_batch_equals_unsharded():
@@ -250,8 +286,15 @@ def test_tuning_mode_without_randomness_needs_no_key():
 @pytest.mark.parametrize("name", ALL)
 def test_float32_inputs_stay_float32_with_x64_enabled(name):
     x, y = images()
+    shift = (4, 4) if name.startswith("Watson") else None
+    plain = make(name)(x, y, shift=shift)
     with jax.enable_x64(True):
-        assert make(name)(x, y, shift=(4, 4) if name.startswith("Watson") else None).dtype == jnp.float32
+        got = make(name)(x, y, shift=shift)
+    assert got.dtype == jnp.float32
+    # The same float32 computation: measured difference 0 for every loss; 1e-6 (a few ulps) because x64
+    # mode may compile the program differently (other constant dtypes, other fusion), which the maths
+    # does not fix.
+    np.testing.assert_allclose(got, plain, rtol=1e-6)
 
 
 def test_numpy_float64_inputs_without_x64_give_no_warnings():
@@ -260,12 +303,18 @@ def test_numpy_float64_inputs_without_x64_give_no_warnings():
     x, y = images()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert make("Watson-DFT")(x.astype(np.float64), y.astype(np.float64)).dtype == jnp.float32
+        got = make("Watson-DFT")(x.astype(np.float64), y.astype(np.float64))
+    assert got.dtype == jnp.float32
+    # float64 numpy arrays of float32 values are exactly these float32 values: the same program, so the
+    # same number (measured: equal).
+    np.testing.assert_array_equal(got, make("Watson-DFT")(x, y))
 
 
 def test_keys_are_checked_only_when_used():
     x, y = images()
-    assert np.isfinite(make("L1")(x, y, key=0))  # ignored: L1 draws nothing
+    # ignored: L1 draws nothing. Σ|x − y| in float64: float32 summation error 1.3e-7 relative (measured).
+    want = np.sum(np.abs(x.astype(np.float64) - y))
+    np.testing.assert_allclose(make("L1")(x, y, key=0), want, rtol=1e-6)
     with pytest.raises(OptionError, match=r"one PRNG key.*jax.random.key\(0\).*vmap"):
         make("Watson-DFT", deterministic=False)(x, y, key=0)
     with pytest.raises(OptionError, match="one PRNG key"):

@@ -70,7 +70,8 @@ def test_gradients_are_finite(name, colorspace, luminance, pretrained, converted
 @pytest.mark.parametrize("name", ["Watson-DCT", "Watson-DFT"])
 def test_gradients_in_tuning_mode_are_finite(name, colorspace, converted_weights):
     """Tuning mode (real phase bins active, dropout): finite gradients w.r.t. the images and the
-    parameters."""
+    parameters; every parameter gets a non-zero gradient; and the parameter gradient is the derivative:
+    in float64 it matches central finite differences of the loss in random directions."""
     loss = PROVIDER.get_loss_function(name, colorspace, weights_dir=converted_weights)
     x, y, _ = pairs()
 
@@ -80,8 +81,37 @@ def test_gradients_in_tuning_mode_are_finite(name, colorspace, converted_weights
             params, x, y
         )
 
-    for leaf in jax.tree.leaves(all_grads(loss.params, x, y, jax.random.key(0))):
+    grad_params, *_ = grads_all = all_grads(loss.params, x, y, jax.random.key(0))
+    for leaf in jax.tree.leaves(grads_all):
         assert np.all(np.isfinite(leaf))
+    # Every entry of every parameter (t_tild, alpha, w_tild, beta, w_phase_tild including the four real
+    # bins, the channel weights) moves the loss: measured, no entry is 0 in any of the four settings.
+    for leaf in jax.tree.leaves(grad_params):
+        assert np.all(np.asarray(leaf) != 0)
+
+    # Central differences in float64, same key (so the same dropout mask), step h = 1e-5 along unit random
+    # directions of all parameters at once. Measured relative error of ⟨∇, v⟩ over three directions and
+    # the four settings: ≤ 1.2e-9 at h = 1e-5 (1.5e-6 at h = 1e-3: truncation; 3e-8 at 1e-6: rounding)
+    # → rtol 1e-8.
+    with jax.enable_x64(True):
+        leaves, treedef = jax.tree.flatten(jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), loss.params))
+        x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+        value_and_grad = jax.jit(
+            jax.value_and_grad(lambda p: loss.apply(p, x64, y64, jax.random.key(0), tuning=True))
+        )
+        _, grad64 = value_and_grad(treedef.unflatten(leaves))
+        grad64 = [np.asarray(g) for g in jax.tree.leaves(grad64)]
+        assert grad64[0].dtype == np.float64
+        rng = np.random.default_rng(0)
+        h = 1e-5
+        for _ in range(2):
+            v = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
+            norm = np.sqrt(sum(np.sum(d * d) for d in v))
+            v = [d / norm for d in v]
+            step = lambda sign: treedef.unflatten([p + sign * h * d for p, d in zip(leaves, v)])  # noqa: E731
+            fd = (float(value_and_grad(step(1))[0]) - float(value_and_grad(step(-1))[0])) / (2 * h)
+            want = sum(float(np.sum(g * d)) for g, d in zip(grad64, v))
+            assert fd == pytest.approx(want, rel=1e-8)
 
 
 def test_float64_gradients_are_finite(converted_weights):

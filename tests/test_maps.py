@@ -70,9 +70,12 @@ def test_map_shows_where_the_images_differ(name, patch_pair):
 def test_maps_need_no_key_and_ignore_the_random_shift(patch_pair):
     x, y = patch_pair
     random_loss = make("Watson-DFT")
-    np.testing.assert_array_equal(
-        random_loss(x, y, spatial=True), make("Watson-DFT", deterministic=True)(x, y, spatial=True)
-    )
+    got = random_loss(x, y, spatial=True)
+    want = make("Watson-DFT", deterministic=True)(x, y, spatial=True)
+    # Two configurations, two compiled programs: measured equal here, but bitwise equality would be a
+    # property of XLA's fusion (and FMA contraction) on this backend, not of the maths. A few float32 ulps
+    # of the map's peak; any shift (the smallest moves the 8×8 grid by a pixel) changes the map by O(1).
+    np.testing.assert_allclose(got, want, rtol=0, atol=4 * np.finfo(np.float32).eps * float(np.max(want)))
     with pytest.raises(OptionError, match="spatial=True.*shift="):
         random_loss(x, y, shift=(1, 2), spatial=True)
     with pytest.raises(OptionError, match="spatial=True.*elementwise"):

@@ -201,3 +201,18 @@ def test_float64(golden_name, name, converted_weights):
                         assert np.abs(np.asarray(grad)[p]).max() <= 1e-12
                     else:
                         assert rel_l2(nchw(grad)[p], want[p]) <= F64_RTOL
+
+
+@pytest.mark.parametrize("golden_name,name", [c for c in CASES if c[1] in ("L1", "L2")])
+def test_elementwise_maps_are_the_reference_none_maps(golden_name, name):
+    """elementwise=True is the reference's reduction='none' map: |x − y| and (x − y)², element by element
+    (until now only their sums were compared). Exact, and exactness is a property of the maths: each term
+    is one correctly rounded float32 subtraction followed by an exact |·| or one correctly rounded square,
+    with nothing to reassociate or contract into an FMA (measured: all 4·C·64·64 elements equal in both
+    files)."""
+    g = load_golden(golden_name)
+    loss = build(name, g, pretrained=False)
+    got = nchw(loss(nhwc(g["input"]), nhwc(g["target"]), elementwise=True))
+    assert got.dtype == np.float32 and got.shape == g["value_none"].shape
+    np.testing.assert_array_equal(got, g["value_none"])
+    assert np.all(got[int(g["identical_pair_index"])] == 0)
