@@ -48,6 +48,31 @@ def test_one_step_lowers_the_loss(loss_name, converted_weights):
     assert after < before, (loss_name, before, after)
 
 
+def test_celeba_step_trains_and_updates_the_batch_statistics():
+    """The celebA encoder's BatchNorms: a training step uses batch statistics and returns updated running
+    statistics (PyTorch's momentum 0.1 moves the running mean off its initial 0), and the loss falls.
+    Regression: merging the model without copying its BatchStats raised flax's TraceContextError."""
+    model = models.build("celeba", seed=0)
+    gt, ge, params, rest = train._split(model)
+    schedule = train.Schedule(1, 4, 1e-4, 1.0)
+    tx = train.optimiser(schedule, 1)
+    loss = train.make_loss("l2", "celeba")
+    step, evaluate = train.make_steps(gt, ge, tx)
+    x = np.random.default_rng(0).uniform(size=(4, 64, 64, 3)).astype(np.float32)
+    batch = {"image": jnp.asarray(x), "mask": jnp.ones(4, bool), "index": jnp.arange(4)}
+    key = jax.random.key(0)
+    before = float(evaluate(params, rest, loss, batch, key, 0.0)["loss"])
+    opt = tx.init(params)
+    new_params, new_rest, opt, metrics = step(params, rest, opt, loss, batch, key, 0.0)
+    assert np.isfinite(float(metrics["loss"]))
+    moved = [
+        float(np.abs(np.asarray(a) - np.asarray(b)).max())
+        for a, b in zip(jax.tree.leaves(new_rest), jax.tree.leaves(rest))
+    ]
+    assert max(moved) > 1e-4, moved
+    assert float(evaluate(new_params, new_rest, loss, batch, key, 0.0)["loss"]) < before
+
+
 def test_resume_equals_uninterrupted(mnist_dir, tmp_path, converted_weights):
     common = dict(
         dataset="mnist",

@@ -109,7 +109,8 @@ def make_steps(graphdef_train, graphdef_eval, tx: optax.GradientTransformation):
     @jax.jit
     def train(params, rest, opt_state, loss, batch, key, log_lambda):
         def objective(p):
-            model = nnx.merge(graphdef_train, p, rest)
+            # copy: the BatchStats of `rest` come from outside this trace; flax refuses to mutate them here
+            model = nnx.merge(graphdef_train, p, rest, copy=True)
             rec, kl = _terms(model, loss, batch["image"], batch["mask"], batch["index"], key)
             return jnp.exp(log_lambda) * rec + kl, (rec, kl, nnx.state(model, nnx.BatchStat))
 
