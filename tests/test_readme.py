@@ -82,6 +82,7 @@ def check_torch_equals_jax(ns, weights_dir):
     xj, yj = (np.transpose(t.numpy(), (0, 2, 3, 1)) for t in (x, y))
     at = jax.jit(lambda s: jax_loss(xj, yj, shift=(s[0], s[1])))  # one program, the offset traced
     jax_values = np.array([float(at(o)) for o in offsets])
+    # measured: at most 2.0e-7 relative over 5 seeds x 16 offsets (float32 rounding), 5x room
     np.testing.assert_allclose(jax_values, torch_values, rtol=1e-6)
 
 
