@@ -9,7 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import forward, load_golden, nchw, nhwc, original_weights, rel_l2, value_and_grad
+from helpers import (
+    check_adaptive_float64_map_and_gradient,
+    forward,
+    load_golden,
+    nchw,
+    nhwc,
+    original_weights,
+    value_and_grad,
+)
 
 from watson_jax import InputError, LossProvider, OptionError, partition
 
@@ -98,37 +106,7 @@ def test_parity_float64(name, converted_weights):
             assert nll.dtype == jnp.float64
             zero = jnp.full_like(x[:1], 0.25)
             nll_at_zero = loss(zero, zero, elementwise=True)
-            check_float64_map_and_gradient(g, suffix, nchw(nll), nchw(grad), nchw(nll_at_zero))
-
-
-# The golden files hold no float64 map or gradient for Adaptive, only the float32 ones and, per pair, the
-# float32 gradient's distance from the float64 one (grad_input_f32_vs_f64 = ‖g32 − g64‖ / ‖g64‖).
-# Measured over the four files, pretrained and initial (2026-12-07; JAX and torch agree to the digit):
-# - |‖g32 − ours64‖ / ‖ours64‖ − grad_input_f32_vs_f64| ≤ 1.2e-8, against values of 1.4e-7…2.6e-7 → 5e-8.
-#   It bounds ours64's distance from the golden float64 gradient along g32 − g64 by 5e-8 and across it
-#   by √(2·5e-8·2.6e-7) ≈ 1.6e-7 (relative); a float32 gradient would show 1.4e-7 or more.
-# - the float64 map against the float32 golden map: max |Δ| ≤ 1.8e-7·max |ref| (float32 rounding of the
-#   golden map; the golden README measures 2.0e-7) → 1e-6.
-F64_GRAD_VS_GOLDEN = 5e-8
-F64_MAP_VS_F32 = 1e-6
-
-
-def check_float64_map_and_gradient(golden, suffix, nll, grad, nll_at_zero):
-    """The float64 map and input gradient (NCHW) against the golden float32 arrays; at the identical pair
-    the gradient is exactly 0 and the map is exactly the NLL at x − y = 0, log c + log Z(α), which does not
-    depend on the images (compared with the map of a constant pair, bit for bit)."""
-    assert nll.dtype == grad.dtype == np.float64
-    want_map = golden[f"value_none{suffix}"]
-    assert nll.shape == want_map.shape
-    assert np.max(np.abs(nll - want_map)) <= F64_MAP_VS_F32 * np.max(np.abs(want_map))
-    i = int(golden["identical_pair_index"])
-    for p, measured in enumerate(golden[f"grad_input{suffix}_f32_vs_f64"]):
-        if p == i:
-            assert np.all(grad[p] == 0)
-            np.testing.assert_array_equal(nll[p], nll_at_zero[0])
-        else:
-            got = rel_l2(golden[f"grad_input{suffix}"][p], grad[p])
-            assert abs(got - measured) <= F64_GRAD_VS_GOLDEN, (p, got, measured)
+            check_adaptive_float64_map_and_gradient(g, suffix, nchw(nll), nchw(grad), nchw(nll_at_zero))
 
 
 def test_jit_vmap_grad(converted_weights):

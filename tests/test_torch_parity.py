@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import load_golden, nhwc, original_weights, rel_l2  # noqa: E402
+from helpers import check_adaptive_float64_map_and_gradient, load_golden, nhwc, original_weights, rel_l2  # noqa: E402
 from test_parity import (  # noqa: E402
     CASES,
     F64_RTOL,
@@ -428,34 +428,7 @@ def test_adaptive_float64(golden_name, converted_weights):
             nll = loss(x, y, elementwise=True).numpy()
             zero = torch.full_like(x[:1], 0.25)
             nll_at_zero = loss(zero, zero, elementwise=True).numpy()
-        check_float64_map_and_gradient(g, suffix, nll, grad, nll_at_zero)
-
-
-# As tests/test_adaptive.py (the JAX side measures the same numbers to the digit): the golden files hold
-# no float64 map or gradient for Adaptive, only the float32 ones and, per pair, the float32 gradient's
-# distance from the float64 one (grad_input_f32_vs_f64). Measured over the four files (2026-12-07):
-# |‖g32 − ours64‖ / ‖ours64‖ − grad_input_f32_vs_f64| ≤ 1.2e-8 against values of 1.4e-7…2.6e-7 → 5e-8;
-# float64 map against the float32 golden map max |Δ| ≤ 1.8e-7·max |ref| (golden README: 2.0e-7) → 1e-6.
-F64_GRAD_VS_GOLDEN = 5e-8
-F64_MAP_VS_F32 = 1e-6
-
-
-def check_float64_map_and_gradient(golden, suffix, nll, grad, nll_at_zero):
-    """The float64 map and input gradient against the golden float32 arrays; at the identical pair the
-    gradient is exactly 0 and the map exactly the NLL at x − y = 0 (log c + log Z(α), independent of the
-    images: the map of a constant pair, bit for bit)."""
-    assert nll.dtype == grad.dtype == np.float64
-    want_map = golden[f"value_none{suffix}"]
-    assert nll.shape == want_map.shape
-    assert np.max(np.abs(nll - want_map)) <= F64_MAP_VS_F32 * np.max(np.abs(want_map))
-    i = int(golden["identical_pair_index"])
-    for p, measured in enumerate(golden[f"grad_input{suffix}_f32_vs_f64"]):
-        if p == i:
-            assert np.all(grad[p] == 0)
-            np.testing.assert_array_equal(nll[p], nll_at_zero[0])
-        else:
-            got = rel_l2(golden[f"grad_input{suffix}"][p], grad[p])
-            assert abs(got - measured) <= F64_GRAD_VS_GOLDEN, (p, got, measured)
+        check_adaptive_float64_map_and_gradient(g, suffix, nll, grad, nll_at_zero)
 
 
 @pytest.mark.parametrize("colorspace", list(ADAPTIVE_REFERENCE))
