@@ -19,6 +19,7 @@ DEFAULT_DIRS = {"mnist": "../shared/data/mnist", "celeba": "../shared/data/celeb
 CELEBA_BOX = (25, 45, 153, 178)
 CELEBA_FRAME = (178, 218)
 IMAGE_MAGIC = 2051
+LABEL_MAGIC = 2049
 
 
 def _read_idx_images(path: Path) -> np.ndarray:
@@ -30,6 +31,19 @@ def _read_idx_images(path: Path) -> np.ndarray:
         raise ValueError(f"{path} is not an IDX image file (magic {IMAGE_MAGIC} expected).")
     count, rows, cols = (int(v) for v in header[1:])
     return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def _read_idx_labels(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    header = np.frombuffer(raw[:8], ">u4")
+    if len(raw) < 8 or header[0] != LABEL_MAGIC:
+        raise ValueError(f"{path} is not an IDX label file (magic {LABEL_MAGIC} expected).")
+    labels = np.frombuffer(raw, np.uint8, offset=8)
+    if len(labels) != int(header[1]):
+        raise ValueError(f"{path} holds {len(labels)} labels where its header says {int(header[1])}.")
+    return labels
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -49,6 +63,15 @@ def load_mnist(folder: str | Path) -> dict[str, np.ndarray]:
         digits = _read_idx_images(_find(folder, stem))
         out[split] = np.pad(digits, ((0, 0), (2, 2), (2, 2)))[..., None]
     return out
+
+
+def load_mnist_labels(folder: str | Path) -> dict[str, np.ndarray]:
+    """{'train': (60000,), 'test': (10000,)} uint8 digit labels, in the order of :func:`load_mnist`."""
+    folder = Path(folder)
+    return {
+        split: _read_idx_labels(_find(folder, stem))
+        for split, stem in (("train", "train-labels-idx1-ubyte"), ("test", "t10k-labels-idx1-ubyte"))
+    }
 
 
 def celeba_files(folder: str | Path) -> list[Path]:
