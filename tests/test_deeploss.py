@@ -139,7 +139,7 @@ def test_finite_gradients_where_a_tap_is_all_zero(name, converted_weights):
         frozen[layer] = dict(frozen[layer], bias=jnp.full_like(frozen[layer]["bias"], -1e3))
     dead = Loss(loss.params, loss.config, loss.constants, frozen)
     x, y = nhwc(g["input"]), nhwc(g["target"])
-    last_tap = deeploss.BACKBONES[name].features(frozen, deeploss._scaled_rgb(jnp.asarray(x)))[-1]
+    last_tap = deeploss.BACKBONES[name].features(frozen, deeploss.scaled_rgb(jnp.asarray(x)))[-1]
     assert not np.any(last_tap)
     per_image, grad = per_image_and_grad(dead, x, y)
     assert np.all(np.isfinite(per_image)) and np.all(np.isfinite(grad)) and np.any(grad)

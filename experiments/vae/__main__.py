@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -28,19 +29,25 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
     distributed.add_flags(t)
 
-    e = sub.add_parser("evaluate", help="figures and tables of trained runs (reconstructions, samples, scores)")
+    e = sub.add_parser(
+        "evaluate", help="figures and tables of trained runs (reconstructions, samples, scores)"
+    )
     e.add_argument("--runs", nargs="+", required=True, help="run folders written by 'train'")
     e.add_argument("--out", required=True, help="folder for the figures, summary.md and summary.json")
     e.add_argument("--data", default=None, help="data folder (default ../shared/data/<mnist|celeba_sample>)")
-    e.add_argument("--classifier", default=None, help="folder written by 'classifier' (MNIST Fréchet distance)")
+    e.add_argument(
+        "--classifier", default=None, help="folder written by 'classifier' (MNIST Fréchet distance)"
+    )
     e.add_argument("--weights-dir", default=None, help="folder of converted weights (Watson-DFT, VGG16)")
     e.add_argument("--limit-test", type=int, default=None, help="score the first N test images only")
     e.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
 
-    c = sub.add_parser("classifier", help="train the MNIST classifier whose features the Fréchet distance uses")
+    c = sub.add_parser(
+        "classifier", help="train the MNIST classifier whose features the Fréchet distance uses"
+    )
     c.add_argument("--out", required=True, help="folder for classifier.npz and classifier.json")
     c.add_argument("--data", default=None, help="MNIST folder (default ../shared/data/mnist)")
-    c.add_argument("--epochs", type=int, default=3)
+    c.add_argument("--epochs", type=int, default=None, help="default 4")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--limit-train", type=int, default=None, help="use the first N training images only")
     return parser
@@ -69,7 +76,9 @@ def _evaluate(args) -> dict:
 def _classifier(args) -> dict:
     from . import classifier
 
-    settings = classifier.Settings(epochs=args.epochs, seed=args.seed)
+    settings = classifier.Settings(seed=args.seed)
+    if args.epochs is not None:
+        settings = dataclasses.replace(settings, epochs=args.epochs)
     return classifier.train(args.out, data_dir=args.data, settings=settings, limit_train=args.limit_train)
 
 

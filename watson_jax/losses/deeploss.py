@@ -208,7 +208,9 @@ def unit_normalise(f: jax.Array) -> jax.Array:
     return f / (norm + EPS)
 
 
-def _scaled_rgb(x: jax.Array) -> jax.Array:
+def scaled_rgb(x: jax.Array) -> jax.Array:
+    """The backbones' input: NHWC images in [0, 1] (1 channel repeated to 3) as (x − shift) / scale with
+    LPIPS's per-channel constants (constants.LPIPS_SHIFT, LPIPS_SCALE)."""
     if x.shape[-1] == 1:
         x = jnp.repeat(x, 3, axis=-1)
     return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / jnp.asarray(LPIPS_SCALE, x.dtype)
@@ -230,7 +232,7 @@ def layer_maps(
     # generator's output against fixed targets), y's activations are then not kept for the backward pass,
     # which halves the memory of a training step.
     features = BACKBONES[metric].features
-    taps = list(zip(features(backbone, _scaled_rgb(x)), features(backbone, _scaled_rgb(y))))
+    taps = list(zip(features(backbone, scaled_rgb(x)), features(backbone, scaled_rgb(y))))
     keys = jax.random.split(key, len(taps)) if tuning else [None] * len(taps)
     maps = []
     for k, ((fx, fy), tap_key) in enumerate(zip(taps, keys)):
