@@ -94,17 +94,21 @@ def _apply(graphdef, what: str, state, x):
     return model.decode(model.encode(x)[0])
 
 
-def _batched(fn, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    """fn over ``x`` in batches of ``batch`` rows (the last one padded, so one shape compiles)."""
-    out = []
-    for start in range(0, len(x), batch):
-        part = x[start : start + batch]
-        padded = (
-            np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)])
-            if len(part) < batch
-            else part
-        )
-        out.append(np.asarray(fn(jnp.asarray(padded)))[: len(part)])
+def _padded_size(n: int) -> int:
+    """Rows per batch for n rows: BATCH, or n rounded up to a multiple of 16 when smaller (so the handful of
+    figure rows and a short test set share one compiled shape)."""
+    return BATCH if n >= BATCH else -(-n // 16) * 16
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)]) if len(a) < size else a
+
+
+def _batched(fn, x: np.ndarray) -> np.ndarray:
+    """fn over the rows of ``x`` in batches of :func:`_padded_size` rows (the last one padded)."""
+    size = _padded_size(len(x))
+    out = [np.asarray(fn(jnp.asarray(_pad(x[i : i + size], size))))[: len(x[i : i + size])]
+           for i in range(0, len(x), size)]  # fmt: skip
     return np.concatenate(out)
 
 
@@ -145,11 +149,27 @@ def latent_samples(latent: int, count: int, seed: int) -> np.ndarray:
 # -- numbers -------------------------------------------------------------------------------------------------
 
 
-def _backbone_present(weights_dir) -> bool:
+def _backbone_path(weights_dir) -> Path:
     from watson_jax import weights
     from watson_jax.losses.deeploss import BACKBONES
 
-    return (weights.weights_dir(weights_dir) / BACKBONES["Deeploss-VGG"].filename).is_file()
+    return weights.weights_dir(weights_dir) / BACKBONES["Deeploss-VGG"].filename
+
+
+def _backbone_present(weights_dir) -> bool:
+    return _backbone_path(weights_dir).is_file()
+
+
+def backbone_provenance(weights_dir) -> dict | None:
+    """Where the converted VGG16 backbone came from (the converter's metadata: source file, sha256 and
+    'version', 'unverified' for a checkpoint that is not torchvision's), or None when there is none."""
+    from watson_jax import weights
+
+    path = _backbone_path(weights_dir)
+    if not path.is_file():
+        return None
+    _, meta = weights.read_params(path)
+    return {"file": str(path), **{k: meta[k] for k in ("source", "sha256", "version") if k in meta}}
 
 
 @jax.jit
@@ -175,13 +195,11 @@ def reconstruction_scores(reconstructions: np.ndarray, images: np.ndarray, datas
 
 
 def _batched_pairs(loss, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    size = _padded_size(len(x))
     out = []
-    for start in range(0, len(x), BATCH):
-        xs, ys = x[start : start + BATCH], y[start : start + BATCH]
-        pad = BATCH - len(xs)
-        if pad:
-            xs, ys = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (xs, ys))
-        out.append(np.asarray(_score_batch(loss, jnp.asarray(xs), jnp.asarray(ys)))[: BATCH - pad])
+    for i in range(0, len(x), size):
+        xs, ys = (_pad(a[i : i + size], size) for a in (x, y))
+        out.append(np.asarray(_score_batch(loss, jnp.asarray(xs), jnp.asarray(ys)))[: len(x[i : i + size])])
     return np.concatenate(out)
 
 
@@ -297,6 +315,15 @@ def evaluate_runs(
             enlarge=ENLARGE[dataset],
             labels=labels,
         )
+    provenance = backbone_provenance(weights_dir)
+    if provenance is not None:
+        summary["vgg16_backbone"] = provenance
+        if provenance.get("version") == "unverified":
+            summary["notes"].append(
+                f"the VGG16 backbone ({provenance['source']}) is not torchvision's ImageNet checkpoint "
+                "(converted unverified): Deeploss-VGG scores and celebA Fréchet distances are in its "
+                "features, not VGG16's."
+            )
     files.write_json(out / "summary.json", summary)
     files.write_text(out / "summary.md", summary_markdown(summary))
     return summary
