@@ -213,7 +213,12 @@ def scaled_rgb(x: jax.Array) -> jax.Array:
     LPIPS's per-channel constants (constants.LPIPS_SHIFT, LPIPS_SCALE)."""
     if x.shape[-1] == 1:
         x = jnp.repeat(x, 3, axis=-1)
-    return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / jnp.asarray(LPIPS_SCALE, x.dtype)
+    # XLA turns a division by a broadcast into a multiplication by its reciprocal: two roundings, which
+    # the backbone amplifies (float32 taps 1.5× PyTorch's error from float64, input gradients 1.6×, and
+    # more max-pool flips). Behind the barrier the divisor is an opaque array, so the division stays one
+    # correctly rounded operation, as in PyTorch; it costs one input-sized array.
+    scale = jax.lax.optimization_barrier(jnp.broadcast_to(jnp.asarray(LPIPS_SCALE, x.dtype), x.shape))
+    return (x - jnp.asarray(LPIPS_SHIFT, x.dtype)) / scale
 
 
 def layer_maps(
