@@ -5,10 +5,11 @@ distance of the Gaussians N(μ1, Σ1) and N(μ2, Σ2) is
 
     FD = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½).
 
-Tr (Σ1 Σ2)^½ is computed with ``scipy.linalg.sqrtm`` when scipy is installed (imaginary round-off
-dropped), otherwise from the symmetric form: (Σ1 Σ2)^½ is similar to (Σ1^½ Σ2 Σ1^½)^½, so its trace is
-Σ √λ_i over the eigenvalues λ_i ≥ 0 of the symmetric positive semi-definite Σ1^½ Σ2 Σ1^½
-(Σ1^½ from an eigen-decomposition; negative round-off eigenvalues clipped to 0).
+Tr (Σ1 Σ2)^½ is computed from the symmetric form: (Σ1 Σ2)^½ is similar to (Σ1^½ Σ2 Σ1^½)^½, so its trace
+is Σ √λ_i over the eigenvalues λ_i ≥ 0 of the symmetric positive semi-definite Σ1^½ Σ2 Σ1^½ (Σ1^½ from an
+eigen-decomposition; negative round-off eigenvalues clipped to 0). That stays exact for singular
+covariances (features that never vary, e.g. a ReLU unit that is 0 for every image), where ``scipy.linalg.sqrtm`` of Σ1 Σ2 warns and may be inaccurate; ``use_scipy=True`` takes the
+latter (the usual FID code's choice) for comparison.
 """
 
 from __future__ import annotations
@@ -32,16 +33,10 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, *, use_scipy: bool | None = None) -> float:
-    """Tr (Σ1 Σ2)^½ of two covariance matrices (module docstring); ``use_scipy`` None: when installed."""
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, *, use_scipy: bool = False) -> float:
+    """Tr (Σ1 Σ2)^½ of two covariance matrices (module docstring): the symmetric eigen form, or
+    ``scipy.linalg.sqrtm`` with ``use_scipy``."""
     s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    if use_scipy is None:
-        try:
-            import scipy.linalg  # noqa: F401
-
-            use_scipy = True
-        except ImportError:
-            use_scipy = False
     if use_scipy:
         import scipy.linalg
 
@@ -58,7 +53,7 @@ def frechet_distance(
     mu2: np.ndarray,
     sigma2: np.ndarray,
     *,
-    use_scipy: bool | None = None,
+    use_scipy: bool = False,
 ) -> float:
     """‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½) of two Gaussians, float64 (module docstring)."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
@@ -74,6 +69,6 @@ def frechet_distance(
     return float(max(value, 0.0))
 
 
-def frechet_distance_of_features(a: np.ndarray, b: np.ndarray, *, use_scipy: bool | None = None) -> float:
+def frechet_distance_of_features(a: np.ndarray, b: np.ndarray, *, use_scipy: bool = False) -> float:
     """The Fréchet distance between the Gaussians fitted to two (N, D) feature matrices."""
     return frechet_distance(*statistics(a), *statistics(b), use_scipy=use_scipy)
