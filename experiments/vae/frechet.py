@@ -8,8 +8,9 @@ distance of the Gaussians N(μ1, Σ1) and N(μ2, Σ2) is
 Tr (Σ1 Σ2)^½ is computed from the symmetric form: (Σ1 Σ2)^½ is similar to (Σ1^½ Σ2 Σ1^½)^½, so its trace
 is Σ √λ_i over the eigenvalues λ_i ≥ 0 of the symmetric positive semi-definite Σ1^½ Σ2 Σ1^½ (Σ1^½ from an
 eigen-decomposition; negative round-off eigenvalues clipped to 0). That stays exact for singular
-covariances (features that never vary, e.g. a ReLU unit that is 0 for every image), where ``scipy.linalg.sqrtm`` of Σ1 Σ2 warns and may be inaccurate; ``use_scipy=True`` takes the
-latter (the usual FID code's choice) for comparison.
+covariances (features that never vary, e.g. a ReLU unit that is 0 for every image), where
+``scipy.linalg.sqrtm`` of Σ1 Σ2 warns and may be inaccurate; ``use_scipy=True`` takes the latter (the
+usual FID code's choice) for comparison.
 """
 
 from __future__ import annotations
