@@ -70,3 +70,9 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
     files.write_json(target, {"a": 1})
     assert target.read_text().strip().startswith("{")
+
+
+def test_atomic_write_has_the_permissions_of_open(tmp_path):
+    files.write_text(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert (tmp_path / "a.txt").stat().st_mode == (tmp_path / "b.txt").stat().st_mode

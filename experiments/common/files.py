@@ -9,13 +9,22 @@ import tempfile
 from pathlib import Path
 
 
+def _new_file_mode() -> int:
+    """The permissions ``open`` gives a new file: 0o666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w"):
-    """``open`` for writing whose file appears at ``path`` only when the block ends without error."""
+    """``open`` for writing whose file appears at ``path`` only when the block ends without error, with
+    the permissions ``open`` would give it (mkstemp's temporary file is private, 0o600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _new_file_mode())
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(tmp, path)
