@@ -103,7 +103,7 @@ CHECKS = {"flax": check_flax_training_loop, "torch": check_torch_equals_jax, "br
 
 def test_ci_runs_the_readme_test_command():
     bash_blocks = "\n".join(re.findall(r"```bash\n(.*?)```", README, flags=re.S))
-    command = "python -m pytest -q -n 2 tests"
+    command = "python -m pytest -q -n 2 --dist worksteal tests"
     assert command in bash_blocks
     assert command in (REPO / ".ci" / "run").read_text()
     assert "pip install torch==2.13.0" in bash_blocks

@@ -1,7 +1,7 @@
 """The JAX losses against the project's PyTorch implementation on random inputs, sizes (one to three
 8-pixel blocks each way, square and non-square), colour spaces, options, random parameters and image
 pairs at the losses' edges (identical, one block differing, near-identical, constant, black; hypothesis,
-30 drawn examples per loss and the explicit edge cases): values and gradients w.r.t. both images.
+20 drawn examples per loss and the explicit edge cases): values and gradients w.r.t. both images.
 
 Both sides compute in float64, where the two independent implementations must agree to rounding
 (values rtol 1e-9, gradients relative L2 1e-7, each with an absolute floor measured where the value or
@@ -189,7 +189,7 @@ def _examples(test):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jax_equals_torch(name):
-    @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @_examples
     @given(
         shape=shapes(name),

@@ -16,6 +16,7 @@ as the reference keeps), ``config.json``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -128,6 +129,14 @@ def make_steps(graphdef_train, graphdef_eval, tx: optax.GradientTransformation):
     return train, evaluate
 
 
+@functools.cache
+def compiled_steps(graphdef_train, graphdef_eval, schedule: Schedule, steps_per_epoch: int):
+    """(optimiser, train step, eval step) for one model structure and schedule, built once per process, so
+    that runs of the same structure (a resumed run, several runs in one process) share their compilations."""
+    tx = optimiser(schedule, steps_per_epoch)
+    return (tx, *make_steps(graphdef_train, graphdef_eval, tx))
+
+
 def _split(model):
     model.train()
     graphdef_train, params, rest = nnx.split(model, nnx.Param, ...)
@@ -193,7 +202,7 @@ def train_and_evaluate(
         processes=jax.process_count(),
     )
     steps_per_epoch = plan.batches_per_epoch
-    tx = optimiser(schedule, steps_per_epoch)
+    tx, train_step, eval_step = compiled_steps(graphdef_train, graphdef_eval, schedule, steps_per_epoch)
     state = {
         "params": params,
         "rest": rest,
@@ -202,7 +211,6 @@ def train_and_evaluate(
     }
     state = sharding.replicate(mesh, jax.tree.map(np.asarray, state))
     loss = sharding.replicate(mesh, loss)
-    train_step, eval_step = make_steps(graphdef_train, graphdef_eval, tx)
 
     ckpt = checkpoint.Checkpoints(out / "checkpoints", max_to_keep=2)
     best_ckpt = checkpoint.Checkpoints(out / "best", max_to_keep=1)
