@@ -129,6 +129,10 @@ def check_jax_equals_torch(name, shape, colorspace, luminance, reduction, shift,
     (tvalue * torch.as_tensor(cotangent, dtype=torch.float64)).sum().backward()
 
     assert value.dtype == jnp.float64 and tvalue.dtype == torch.float64
+    # Float64 rounding of two summation orders: measured (2026-12-08, 120 random draws over every option
+    # and pair kind) value errors ≤ 8.6e-12 relative (Watson-DFT; L1 6.1e-12) and gradient errors ≤ 5.5e-10
+    # relative L2 (Watson-DCT). rtol 1e-9 and 1e-7 leave room for another CPU's rounding; the mutation
+    # tried (ε dropped from L̄ + ε in the luminance masking) moved a value by 1.3e-2.
     np.testing.assert_allclose(np.asarray(value), tvalue.detach().numpy(), rtol=1e-9, atol=VALUE_FLOOR)
     for wrt, got, want in (("x", gx, tx.grad), ("y", gy, ty.grad)):
         got, want = np.asarray(got), want.numpy().transpose(0, 2, 3, 1)
@@ -144,7 +148,7 @@ def check_jax_equals_torch(name, shape, colorspace, luminance, reduction, shift,
             # Not a defined gradient, so finite is all that holds; d/dx (the one training uses) is
             # compared. Watson-DFT's amplitudes of the same noise agree.
             continue
-        rtol = 1e-7
+        rtol = 1e-7  # measured ≤ 5.5e-10 (comment above the value check)
         if pair == "black" and name == "Watson-DCT" and wrt == "y":
             # At a black target log((DC + ε)/(L̄ + ε)) has slopes 1/ε = 1e10 in DC and in L̄ that cancel:
             # float64 leaves 1e10 · 2.2e-16 ≈ 2e-6 of the other terms on each side. Measured ‖Δ‖/‖g‖

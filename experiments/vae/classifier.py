@@ -66,10 +66,6 @@ class Settings:
     seed: int = 0
 
 
-def _images(uint8: np.ndarray) -> np.ndarray:
-    return uint8.astype(np.float32) / 255.0
-
-
 def _path_key(path) -> str:
     return jax.tree_util.keystr(path)
 
@@ -182,13 +178,16 @@ def train(
         for s in range(steps):
             rows = order[s * settings.batch : (s + 1) * settings.batch]
             loss = _train_step(
-                model, optimizer, jnp.asarray(_images(x_train[rows])), jnp.asarray(y_train[rows])
+                model,
+                optimizer,
+                jnp.asarray(input_pipeline.unit_float(x_train[rows])),
+                jnp.asarray(y_train[rows]),
             )
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
         bar.close()
     report = {
-        "test_accuracy": accuracy(model, _images(images["test"]), labels["test"]),
+        "test_accuracy": accuracy(model, input_pipeline.unit_float(images["test"]), labels["test"]),
         "test_images": int(len(labels["test"])),
         "train_images": int(len(x_train)),
         "seconds": time.perf_counter() - began,

@@ -104,11 +104,15 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)]) if len(a) < size else a
 
 
-def _batched(fn, x: np.ndarray) -> np.ndarray:
-    """fn over the rows of ``x`` in batches of :func:`_padded_size` rows (the last one padded)."""
-    size = _padded_size(len(x))
-    out = [np.asarray(fn(jnp.asarray(_pad(x[i : i + size], size))))[: len(x[i : i + size])]
-           for i in range(0, len(x), size)]  # fmt: skip
+def _batched(fn, *arrays: np.ndarray) -> np.ndarray:
+    """fn over the rows of ``arrays`` (equal lengths) in batches of :func:`_padded_size` rows, the last one
+    padded by repeating its last row, so that one shape compiles."""
+    n = len(arrays[0])
+    size = _padded_size(n)
+    out = []
+    for i in range(0, n, size):
+        parts = [jnp.asarray(_pad(a[i : i + size], size)) for a in arrays]
+        out.append(np.asarray(fn(*parts))[: min(size, n - i)])
     return np.concatenate(out)
 
 
@@ -177,30 +181,36 @@ def _score_batch(loss, x, y):
     return loss(x, y)
 
 
-def reconstruction_scores(reconstructions: np.ndarray, images: np.ndarray, dataset: str, weights_dir) -> dict:
-    """{D: mean over images of D(reconstruction, image)} for the available distances of SCORES."""
+def scorers(dataset: str, weights_dir) -> dict:
+    """{D: the loss} for the distances of SCORES available with ``weights_dir`` (Deeploss-VGG needs its
+    converted backbone): pretrained, per image, deterministic, in the dataset's colour space."""
     from watson_jax import LossProvider
 
-    scores = {}
-    for name in SCORES:
-        if name == "Deeploss-VGG" and not _backbone_present(weights_dir):
-            continue
-        loss = LossProvider().get_loss_function(
-            name, colorspace=train.COLORSPACE[dataset], reduction="none", deterministic=True,
-            pretrained=True, weights_dir=weights_dir, download=False,
+    return {
+        name: LossProvider().get_loss_function(
+            name,
+            colorspace=train.COLORSPACE[dataset],
+            reduction="none",
+            deterministic=True,
+            pretrained=True,
+            weights_dir=weights_dir,
+            download=False,
         )  # fmt: skip
-        per_image = _batched_pairs(loss, reconstructions, images)
-        scores[name] = float(np.mean(per_image, dtype=np.float64))
-    return scores
+        for name in SCORES
+        if name != "Deeploss-VGG" or _backbone_present(weights_dir)
+    }
 
 
-def _batched_pairs(loss, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    size = _padded_size(len(x))
-    out = []
-    for i in range(0, len(x), size):
-        xs, ys = (_pad(a[i : i + size], size) for a in (x, y))
-        out.append(np.asarray(_score_batch(loss, jnp.asarray(xs), jnp.asarray(ys)))[: len(x[i : i + size])])
-    return np.concatenate(out)
+def reconstruction_scores(losses: dict, reconstructions: np.ndarray, images: np.ndarray) -> dict:
+    """{D: mean over images of D(reconstruction, image)} for each loss of :func:`scorers`."""
+    return {
+        name: float(
+            np.mean(
+                _batched(functools.partial(_score_batch, loss), reconstructions, images), dtype=np.float64
+            )
+        )
+        for name, loss in losses.items()
+    }
 
 
 class FeatureSpace:
@@ -239,7 +249,7 @@ def _vgg_relu5_3_mean(backbone, x):
 
 def _test_images(dataset: str, data_dir, seed: int, limit_test: int | None) -> np.ndarray:
     data = input_pipeline.load(dataset, data_dir, seed=seed)
-    test = data["test"][:limit_test].astype(np.float32) / 255.0
+    test = input_pipeline.unit_float(data["test"][:limit_test])
     if len(test) < 2:
         raise ValueError(f"{len(test)} test image(s) of {dataset}: the Fréchet distance needs at least 2.")
     return test
@@ -264,6 +274,7 @@ def evaluate_runs(
     for dataset in datasets:
         group = [r for r in loaded if r.dataset == dataset]
         features = FeatureSpace(dataset, classifier_dir=classifier_dir, weights_dir=weights_dir)
+        losses = scorers(dataset, weights_dir)
         if features.note:
             summary["notes"].append(f"{dataset}: no Fréchet distance, {features.note}.")
         test_cache, test_features = {}, {}
@@ -295,7 +306,7 @@ def evaluate_runs(
                 "folder": str(run.path),
                 "epochs": run.config["epochs"],
                 "test_images": len(test),
-                "reconstruction": reconstruction_scores(reconstruct(test), test, dataset, weights_dir),
+                "reconstruction": reconstruction_scores(losses, reconstruct(test), test),
             }
             if features.fn is not None:
                 if data_seed not in test_features:

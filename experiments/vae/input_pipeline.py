@@ -22,28 +22,20 @@ IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
 
 
-def _read_idx_images(path: Path) -> np.ndarray:
+def _read_idx(path: Path, magic: int, dims: int, what: str) -> np.ndarray:
+    """The uint8 array of an IDX file: a big-endian header (magic, then ``dims`` sizes), then the data."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         raw = f.read()
-    header = np.frombuffer(raw[:16], ">u4")
-    if len(raw) < 16 or header[0] != IMAGE_MAGIC:
-        raise ValueError(f"{path} is not an IDX image file (magic {IMAGE_MAGIC} expected).")
-    count, rows, cols = (int(v) for v in header[1:])
-    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols)
-
-
-def _read_idx_labels(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    header = np.frombuffer(raw[:8], ">u4")
-    if len(raw) < 8 or header[0] != LABEL_MAGIC:
-        raise ValueError(f"{path} is not an IDX label file (magic {LABEL_MAGIC} expected).")
-    labels = np.frombuffer(raw, np.uint8, offset=8)
-    if len(labels) != int(header[1]):
-        raise ValueError(f"{path} holds {len(labels)} labels where its header says {int(header[1])}.")
-    return labels
+    size = 4 * (1 + dims)
+    header = np.frombuffer(raw[:size], ">u4")
+    if len(raw) < size or header[0] != magic:
+        raise ValueError(f"{path} is not an IDX {what} file (magic {magic} expected).")
+    shape = tuple(int(v) for v in header[1:])
+    data = np.frombuffer(raw, np.uint8, offset=size)
+    if data.size != np.prod(shape):
+        raise ValueError(f"{path} holds {data.size} values where its header says {shape}.")
+    return data.reshape(shape)
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -60,7 +52,7 @@ def load_mnist(folder: str | Path) -> dict[str, np.ndarray]:
     folder = Path(folder)
     out = {}
     for split, stem in (("train", "train-images-idx3-ubyte"), ("test", "t10k-images-idx3-ubyte")):
-        digits = _read_idx_images(_find(folder, stem))
+        digits = _read_idx(_find(folder, stem), IMAGE_MAGIC, 3, "image")
         out[split] = np.pad(digits, ((0, 0), (2, 2), (2, 2)))[..., None]
     return out
 
@@ -69,7 +61,7 @@ def load_mnist_labels(folder: str | Path) -> dict[str, np.ndarray]:
     """{'train': (60000,), 'test': (10000,)} uint8 digit labels, in the order of :func:`load_mnist`."""
     folder = Path(folder)
     return {
-        split: _read_idx_labels(_find(folder, stem))
+        split: _read_idx(_find(folder, stem), LABEL_MAGIC, 1, "label")
         for split, stem in (("train", "train-labels-idx1-ubyte"), ("test", "t10k-labels-idx1-ubyte"))
     }
 
@@ -121,11 +113,16 @@ def load(dataset: str, folder: str | Path | None = None, *, seed: int = 0) -> di
     return load_mnist(folder) if dataset == "mnist" else load_celeba(folder, seed=seed)
 
 
+def unit_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images → float32 in [0, 1], as the models take them."""
+    return images.astype(np.float32) / 255.0
+
+
 def reader(images: np.ndarray):
     """``read(indices) -> {'image': float32 in [0, 1]}`` for :func:`experiments.common.pipeline.batches`."""
 
     def read(indices: np.ndarray) -> dict:
-        return {"image": images[indices].astype(np.float32) / 255.0}
+        return {"image": unit_float(images[indices])}
 
     return read
 
